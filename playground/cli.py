@@ -1,0 +1,163 @@
+"""``python -m playground train|bench``: the trainer and the benchmark from a terminal."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+from dataclasses import asdict
+from pathlib import Path
+
+from playground.config import DATASETS, LOSSES, Settings
+
+
+def _settings_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = Settings()
+    parser.add_argument("--dataset", choices=DATASETS, default=defaults.dataset)
+    parser.add_argument("--source", default="auto", help="auto, keras, bundled or idx:DIR (default: auto)")
+    parser.add_argument("--loss", choices=LOSSES, default=defaults.loss)
+    parser.add_argument("--latent-dim", type=float, default=defaults.latent_dim)
+    parser.add_argument("--intermediate-dim", type=float, default=defaults.intermediate_dim)
+    parser.add_argument("--epochs", type=float, default=defaults.epochs)
+    parser.add_argument("--batch-size", type=float, default=defaults.batch_size)
+    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    parser.add_argument("--kl-weight", type=float, default=defaults.kl_weight)
+    parser.add_argument("--kl-warmup-steps", type=float, default=defaults.kl_warmup_steps)
+    parser.add_argument("--seed", type=float, default=defaults.seed)
+
+
+def _settings_from(args: argparse.Namespace) -> Settings:
+    """Settings from parsed flags; Settings itself checks every bound."""
+    return Settings(
+        dataset=args.dataset,
+        loss=args.loss,
+        latent_dim=args.latent_dim,
+        intermediate_dim=args.intermediate_dim,
+        learning_rate=args.learning_rate,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        kl_weight=args.kl_weight,
+        kl_warmup_steps=args.kl_warmup_steps,
+        seed=args.seed,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m playground", description="VAE Playground from the terminal.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    train = commands.add_parser("train", help="train a VAE with the fast custom loop")
+    _settings_arguments(train)
+    train.add_argument("--out", type=Path, help="write model.keras, config.json, history.json/.csv here")
+    train.add_argument("--logdir", type=Path, help="write TensorBoard scalars here")
+    train.add_argument("--json", action="store_true", help="end with one JSON line of results")
+    bench = commands.add_parser("bench", help="compare the guide's loops, Keras fit() and this trainer")
+    bench.add_argument("--dataset", choices=DATASETS, default="mnist")
+    bench.add_argument("--source", default="auto", help="data source (default: auto)")
+    bench.add_argument("--epochs", type=int, default=30, help="epochs for fit() and the trainer (default: 30)")
+    bench.add_argument("--eager-steps", type=int, default=100, help="timed steps of the eager loop (default: 100)")
+    bench.add_argument("--json", action="store_true", help="print the results as JSON")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            return _train(args)
+        return _bench(args)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def _train(args: argparse.Namespace) -> int:
+    settings = _settings_from(args)
+    from playground.data import load_dataset
+    from playground.training import Trainer
+
+    dataset = load_dataset(settings.dataset, args.source)
+    print(dataset.source, file=sys.stderr)
+    trainer = Trainer(settings, dataset)
+    progress = _Progress(trainer)
+    write_scalars = _tensorboard_writer(args.logdir) if args.logdir else None
+
+    def on_update(record) -> None:
+        progress.show(record)
+        if write_scalars is not None:
+            write_scalars(record)
+
+    result = _run_interruptible(trainer, on_update)
+    progress.finish(result.message)
+    summary = {"steps": trainer.step, **asdict(result), "source": dataset.source}
+    if args.out:
+        from playground.runs import write_run
+
+        write_run(args.out, settings, trainer.history, trainer.model, summary)
+        print(f"Saved the model, its settings and its history in {args.out}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(summary))
+    return 0 if result.reason != "diverged" else 1
+
+
+def _run_interruptible(trainer, on_update):
+    """Run in a thread so that Ctrl-C stops training cleanly instead of killing a TF op."""
+    outcome = {}
+    thread = threading.Thread(target=lambda: outcome.update(result=trainer.run(on_update)), daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(0.2)
+    except KeyboardInterrupt:
+        trainer.control.stop()
+        thread.join()
+    return outcome["result"]
+
+
+class _Progress:
+    """A one-line progress bar on stderr with the live losses."""
+
+    def __init__(self, trainer):
+        self.trainer = trainer
+        self.total = trainer.settings.epochs * trainer.steps_per_epoch
+        self.tty = sys.stderr.isatty()
+
+    def show(self, record) -> None:
+        done = min(record.step / max(self.total, 1), 1.0)
+        bar = "#" * int(done * 24) + "." * (24 - int(done * 24))
+        line = (
+            f"epoch {record.epoch}/{self.trainer.settings.epochs} [{bar}] step {record.step:,} "
+            f"loss {record.loss:.4f} (recon {record.reconstruction_loss:.4f}, KL {record.kl_loss:.4f})"
+        )
+        if record.split == "val":
+            print(f"\repoch {record.epoch} done: validation loss {record.loss:.4f}" + " " * 40, file=sys.stderr)
+        elif self.tty:
+            print(f"\r{line} {record.steps_per_second:,.0f} steps/s", end="", file=sys.stderr, flush=True)
+
+    def finish(self, message: str) -> None:
+        print(("\n" if self.tty else "") + message, file=sys.stderr)
+
+
+def _tensorboard_writer(logdir: Path):
+    """A callback that writes each record as TensorBoard scalars under ``logdir``."""
+    import tensorflow as tf
+
+    writer = tf.summary.create_file_writer(str(logdir))
+
+    def write(record) -> None:
+        with writer.as_default(step=record.step):
+            for name in ("loss", "reconstruction_loss", "kl_loss", "kl_weight"):
+                tf.summary.scalar(f"{record.split}/{name}", getattr(record, name))
+            if record.split == "train":
+                tf.summary.scalar("train/steps_per_second", record.steps_per_second)
+        writer.flush()
+
+    return write
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from playground.bench import format_table, run_benchmark
+
+    report = run_benchmark(args.dataset, args.source, epochs=args.epochs, eager_steps=args.eager_steps)
+    print(json.dumps(report, indent=2) if args.json else format_table(report))
+    return 0

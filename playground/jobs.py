@@ -1,0 +1,172 @@
+"""Training in background threads, a cap on how many run at once, and cleanup of abandoned owners.
+
+A ``Supervisor`` is shared by every user of one server: it hands out at most
+``max_workers`` training slots (the rest queue, first come first served) and,
+given a way to tell whether an owner is still connected, closes what an
+abandoned owner left behind. A ``TrainingJob`` runs one ``Trainer.run`` in a
+daemon thread inside a slot. Nothing here knows about Streamlit.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+
+from playground.training import RunResult, Trainer
+
+MAX_WORKERS_ENV = "PLAYGROUND_MAX_WORKERS"
+# A training saturates about one core, and the web server needs some CPU too.
+DEFAULT_MAX_WORKERS = max(1, (os.cpu_count() or 2) // 2)
+# An owner that stays disconnected this long is gone (a reload reconnects sooner).
+ABANDON_SECONDS = 20.0
+
+
+def max_workers_from_env() -> int:
+    """The worker cap from ``PLAYGROUND_MAX_WORKERS``, or the default for this machine's cores."""
+    raw = os.environ.get(MAX_WORKERS_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_WORKERS
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{MAX_WORKERS_ENV} must be a whole number of at least 1 (got {raw!r}).")
+    return int(raw)
+
+
+class Supervisor:
+    """Training slots for everyone on this server, and the janitor for abandoned owners."""
+
+    def __init__(self, max_workers: int | None = None):
+        self.max_workers = max_workers_from_env() if max_workers is None else max_workers
+        self._condition = threading.Condition()
+        self._running: set[TrainingJob] = set()
+        self._queue: list[TrainingJob] = []
+        self._closers: dict[str, Callable[[], None]] = {}
+        self._last_seen: dict[str, float] = {}
+        self._janitor: threading.Thread | None = None
+        self._janitor_stop = threading.Event()
+
+    # slots
+
+    def acquire(self, job: TrainingJob) -> bool:
+        """Wait for a slot; False if the job was stopped while it waited."""
+        with self._condition:
+            self._queue.append(job)
+            while not job.control.stop_requested and (
+                len(self._running) >= self.max_workers or self._queue[0] is not job
+            ):
+                self._condition.wait(timeout=0.25)
+            self._queue.remove(job)
+            if job.control.stop_requested:
+                self._condition.notify_all()
+                return False
+            self._running.add(job)
+            return True
+
+    def release(self, job: TrainingJob) -> None:
+        with self._condition:
+            self._running.discard(job)
+            self._condition.notify_all()
+
+    def queue_position(self, job: TrainingJob) -> int | None:
+        """1 for the next job to start, None when the job is not waiting."""
+        with self._condition:
+            return self._queue.index(job) + 1 if job in self._queue else None
+
+    @property
+    def running_count(self) -> int:
+        with self._condition:
+            return len(self._running)
+
+    @property
+    def waiting_count(self) -> int:
+        with self._condition:
+            return len(self._queue)
+
+    # owners
+
+    def register(self, owner: str, close: Callable[[], None]) -> None:
+        """Call ``close`` once ``owner`` has been gone for ``ABANDON_SECONDS``."""
+        with self._condition:
+            self._closers[owner] = close
+            self._last_seen[owner] = time.monotonic()
+
+    def owners(self) -> list[str]:
+        with self._condition:
+            return list(self._closers)
+
+    def sweep(self, is_alive: Callable[[str], bool], now: float | None = None) -> list[str]:
+        """Close what every long-gone owner left; return those owners."""
+        now = time.monotonic() if now is None else now
+        gone = []
+        with self._condition:
+            for owner in list(self._closers):
+                if is_alive(owner):
+                    self._last_seen[owner] = now
+                elif now - self._last_seen[owner] >= ABANDON_SECONDS:
+                    gone.append((owner, self._closers.pop(owner)))
+                    del self._last_seen[owner]
+        for _, close in gone:
+            close()
+        return [owner for owner, _ in gone]
+
+    def start_janitor(self, is_alive: Callable[[str], bool], interval: float = 2.0) -> None:
+        """Sweep every ``interval`` seconds in a daemon thread (once per supervisor)."""
+        with self._condition:
+            if self._janitor is not None:
+                return
+            self._janitor = threading.Thread(
+                target=self._janitor_loop, args=(is_alive, interval), name="playground-janitor", daemon=True
+            )
+            self._janitor.start()
+
+    def _janitor_loop(self, is_alive: Callable[[str], bool], interval: float) -> None:
+        while not self._janitor_stop.wait(interval):
+            self.sweep(is_alive)
+
+
+class TrainingJob:
+    """One ``Trainer.run`` in a daemon thread, inside a supervisor slot."""
+
+    def __init__(self, trainer: Trainer, supervisor: Supervisor):
+        self.trainer = trainer
+        self.supervisor = supervisor
+        self.control = trainer.control
+        self.control.reset()
+        self.state = "queued"  # queued, running, finished, stopped, diverged, failed
+        self.result: RunResult | None = None
+        self.error: str | None = None
+        self._thread = threading.Thread(target=self._work, name="playground-training", daemon=True)
+
+    def start(self) -> TrainingJob:
+        self._thread.start()
+        return self
+
+    def _work(self) -> None:
+        if not self.supervisor.acquire(self):
+            self.state = "stopped"
+            return
+        try:
+            self.state = "running"
+            self.result = self.trainer.run()
+            self.state = self.result.reason
+        except Exception as error:  # reported on the page; the server must live on
+            self.error = f"{type(error).__name__}: {error}"
+            self.state = "failed"
+        finally:
+            self.supervisor.release(self)
+
+    @property
+    def active(self) -> bool:
+        """Queued or running (paused counts as running)."""
+        return self._thread.is_alive()
+
+    @property
+    def queue_position(self) -> int | None:
+        return self.supervisor.queue_position(self)
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Ask the job to stop; with a timeout, wait up to that long for the thread to end."""
+        self.control.stop()
+        if timeout is not None and self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout)

@@ -1,0 +1,303 @@
+"""The guide's variational autoencoder, subclassed and functional, and safe saving/loading."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import NamedTuple
+
+import keras
+from keras import layers
+
+from playground.config import Settings, bounds
+from playground.layers import Sampling
+from playground.losses import guide_kl
+
+ORIGINAL_DIM = 784  # 28 x 28 MNIST pixels, flattened
+_PACKAGE = "playground"
+# A .keras file of the largest VAE the settings allow is about 7 MB.
+MAX_MODEL_BYTES = 64 * 1024 * 1024
+
+
+def _dense(units: int, seed: int | None, offset: int, **kwargs) -> layers.Dense:
+    """A Dense layer whose initial weights follow ``seed`` (each layer its own offset)."""
+    if seed is None:
+        return layers.Dense(units, **kwargs)
+    return layers.Dense(units, kernel_initializer=keras.initializers.GlorotUniform(seed + offset), **kwargs)
+
+
+class VAEOutput(NamedTuple):
+    """One forward pass of the VAE."""
+
+    z_mean: object  # [B, L]
+    z_log_var: object  # [B, L]
+    z: object  # [B, L]
+    reconstruction: object  # [B, 784], in (0, 1)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class Encoder(layers.Layer):
+    """Maps digits [B, 784] to (z_mean, z_log_var, z), each [B, latent_dim]."""
+
+    def __init__(self, latent_dim=32, intermediate_dim=64, name="encoder", seed=None, **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.latent_dim = int(latent_dim)
+        self.intermediate_dim = int(intermediate_dim)
+        self.seed = seed
+        self.dense_proj = _dense(intermediate_dim, seed, 0, activation="relu", name="dense_proj")
+        self.dense_mean = _dense(latent_dim, seed, 1, name="z_mean")
+        self.dense_log_var = _dense(latent_dim, seed, 2, name="z_log_var")
+        self.sampling = Sampling(seed=None if seed is None else seed + 3, name="sampling")
+
+    def build(self, input_shape):
+        self.dense_proj.build(input_shape)
+        hidden_shape = (*input_shape[:-1], self.intermediate_dim)
+        self.dense_mean.build(hidden_shape)
+        self.dense_log_var.build(hidden_shape)
+
+    def call(self, inputs, epsilon=None):
+        x = self.dense_proj(inputs)  # [B, intermediate_dim]
+        z_mean = self.dense_mean(x)
+        z_log_var = self.dense_log_var(x)
+        z = self.sampling((z_mean, z_log_var), epsilon=epsilon)
+        return z_mean, z_log_var, z
+
+    def compute_output_shape(self, input_shape):
+        shape = (*input_shape[:-1], self.latent_dim)
+        return shape, shape, shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "latent_dim": self.latent_dim,
+            "intermediate_dim": self.intermediate_dim,
+            "seed": self.seed,
+        }
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class Decoder(layers.Layer):
+    """Maps codes [B, latent_dim] back to digits [B, original_dim] in (0, 1)."""
+
+    def __init__(self, original_dim, intermediate_dim=64, name="decoder", seed=None, **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.original_dim = int(original_dim)
+        self.intermediate_dim = int(intermediate_dim)
+        self.seed = seed
+        self.dense_proj = _dense(intermediate_dim, seed, 10, activation="relu", name="dense_proj")
+        self.dense_output = _dense(original_dim, seed, 11, activation="sigmoid", name="dense_output")
+
+    def build(self, input_shape):
+        self.dense_proj.build(input_shape)
+        self.dense_output.build((*input_shape[:-1], self.intermediate_dim))
+
+    def call(self, inputs):
+        return self.dense_output(self.dense_proj(inputs))
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.original_dim)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "original_dim": self.original_dim,
+            "intermediate_dim": self.intermediate_dim,
+            "seed": self.seed,
+        }
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class VariationalAutoEncoder(keras.Model):
+    """Encoder and decoder end to end: [B, 784] -> [B, 784], adding the KL term as a loss."""
+
+    def __init__(
+        self,
+        original_dim,
+        intermediate_dim=64,
+        latent_dim=32,
+        kl_weight=1.0,
+        name="autoencoder",
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(name=name, **kwargs)
+        self.original_dim = int(original_dim)
+        self.intermediate_dim = int(intermediate_dim)
+        self.latent_dim = int(latent_dim)
+        self.kl_weight = float(kl_weight)
+        self.seed = seed
+        self.encoder = Encoder(latent_dim=latent_dim, intermediate_dim=intermediate_dim, seed=seed)
+        self.decoder = Decoder(original_dim, intermediate_dim=intermediate_dim, seed=seed)
+
+    def build(self, input_shape):
+        self.encoder.build(input_shape)
+        self.decoder.build((*input_shape[:-1], self.latent_dim))
+
+    def forward(self, inputs, epsilon=None) -> VAEOutput:
+        """Encode, sample (with ``epsilon`` as the noise, if given) and decode."""
+        z_mean, z_log_var, z = self.encoder(inputs, epsilon=epsilon)
+        return VAEOutput(z_mean, z_log_var, z, self.decoder(z))
+
+    def call(self, inputs):
+        output = self.forward(inputs)
+        self.add_loss(self.kl_weight * guide_kl(output.z_mean, output.z_log_var))
+        return output.reconstruction
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.original_dim)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "original_dim": self.original_dim,
+            "intermediate_dim": self.intermediate_dim,
+            "latent_dim": self.latent_dim,
+            "kl_weight": self.kl_weight,
+            "seed": self.seed,
+        }
+
+
+def build_vae(settings: Settings) -> VariationalAutoEncoder:
+    """A built VAE over MNIST-sized inputs with the sizes, KL weight and seed of ``settings``."""
+    model = VariationalAutoEncoder(
+        ORIGINAL_DIM,
+        intermediate_dim=settings.intermediate_dim,
+        latent_dim=settings.latent_dim,
+        kl_weight=settings.kl_weight,
+        seed=settings.seed,
+    )
+    model.build((None, ORIGINAL_DIM))
+    return model
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class KLDivergenceLayer(layers.Layer):
+    """Passes (z_mean, z_log_var) through and adds the guide's KL term as a loss.
+
+    Keras 3 refuses ``Model.add_loss`` on symbolic tensors, so a functional model
+    carries its KL term in a layer like this one.
+    """
+
+    def __init__(self, kl_weight: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.kl_weight = float(kl_weight)
+
+    def call(self, inputs):
+        z_mean, z_log_var = inputs
+        self.add_loss(self.kl_weight * guide_kl(z_mean, z_log_var))
+        return z_mean, z_log_var
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "kl_weight": self.kl_weight}
+
+
+def build_functional_vae(original_dim, intermediate_dim=64, latent_dim=32):
+    """The guide's Functional-API VAE, reusing ``Sampling``: returns (encoder, decoder, vae)."""
+    original_inputs = keras.Input(shape=(original_dim,), name="encoder_input")
+    x = layers.Dense(intermediate_dim, activation="relu")(original_inputs)
+    z_mean = layers.Dense(latent_dim, name="z_mean")(x)
+    z_log_var = layers.Dense(latent_dim, name="z_log_var")(x)
+    z_mean, z_log_var = KLDivergenceLayer(name="kl_divergence")((z_mean, z_log_var))
+    z = Sampling()((z_mean, z_log_var))
+    encoder = keras.Model(inputs=original_inputs, outputs=z, name="encoder")
+
+    latent_inputs = keras.Input(shape=(latent_dim,), name="z_sampling")
+    x = layers.Dense(intermediate_dim, activation="relu")(latent_inputs)
+    outputs = layers.Dense(original_dim, activation="sigmoid")(x)
+    decoder = keras.Model(inputs=latent_inputs, outputs=outputs, name="decoder")
+
+    vae = keras.Model(inputs=original_inputs, outputs=decoder(z), name="vae")
+    return encoder, decoder, vae
+
+
+def save_vae(model: VariationalAutoEncoder, path: str | os.PathLike) -> Path:
+    """Save ``model`` as a .keras file atomically: a crash mid-save leaves any old file intact."""
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ValueError(f"A model file must end in .keras (got {path.name!r}).")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".keras", dir=path.parent)
+    os.close(handle)
+    try:
+        model.save(temp_name)
+        os.replace(temp_name, path)
+    finally:
+        if os.path.exists(temp_name):
+            os.remove(temp_name)
+    return path
+
+
+def load_vae(path: str | os.PathLike) -> VariationalAutoEncoder:
+    """Load a VAE saved by this package, in Keras safe mode, or raise a ValueError saying why not."""
+    path = Path(path)
+    _check_vae_file(path)
+    try:
+        model = keras.saving.load_model(path, safe_mode=True, compile=False)
+    except Exception as error:  # Keras raises many kinds; the user needs one sentence.
+        raise ValueError(f"{path.name} could not be loaded as a VAE: {error}") from error
+    if not isinstance(model, VariationalAutoEncoder):
+        raise ValueError(f"{path.name} holds a {type(model).__name__}, not this app's VAE.")
+    return model
+
+
+def _check_vae_file(path: Path) -> None:
+    """Refuse, before Keras reads it, anything that is not a reasonable VAE .keras file."""
+    if not path.is_file():
+        raise ValueError(f"There is no model file at {path}.")
+    if path.stat().st_size > MAX_MODEL_BYTES:
+        raise ValueError(f"{path.name} is larger than {MAX_MODEL_BYTES // 2**20} MB; no VAE here is that big.")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path.name} is not a .keras model file (it is not a zip archive).")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            unpacked = sum(info.file_size for info in archive.infolist())
+            config = json.loads(archive.read("config.json")) if "config.json" in names else None
+    except (zipfile.BadZipFile, OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path.name} is a damaged .keras file ({error}).") from None
+    if config is None or "model.weights.h5" not in names:
+        raise ValueError(f"{path.name} is not a .keras model file (it has no config.json or weights).")
+    if unpacked > 4 * MAX_MODEL_BYTES:
+        raise ValueError(f"{path.name} unpacks to more than {4 * MAX_MODEL_BYTES // 2**20} MB; refused.")
+    _check_vae_config(path.name, config)
+
+
+def _check_vae_config(name: str, config: dict) -> None:
+    """The model config must be this package's VAE over 784 inputs with sizes the app allows."""
+    if "Lambda" in _class_names(config):
+        raise ValueError(f"{name} contains a Lambda layer, which could run arbitrary code; it was not loaded.")
+    if not isinstance(config, dict) or config.get("class_name") != "VariationalAutoEncoder" or config.get(
+        "registered_name"
+    ) != f"{_PACKAGE}>VariationalAutoEncoder":
+        raise ValueError(f"{name} is a Keras model, but not a VariationalAutoEncoder saved by this app.")
+    inner = config.get("config") or {}
+    if inner.get("original_dim") != ORIGINAL_DIM:
+        raise ValueError(f"{name} is a VAE over {inner.get('original_dim')} inputs; this app needs 784 (28 x 28).")
+    for field_name in ("latent_dim", "intermediate_dim"):
+        meta = bounds(field_name)
+        value = inner.get(field_name)
+        if not isinstance(value, int) or not meta["low"] <= value <= meta["high"]:
+            raise ValueError(
+                f"{name} has {meta['label'].lower()} {value!r}; this app allows {meta['low']} to {meta['high']}."
+            )
+
+
+def _class_names(node) -> set[str]:
+    """Every ``class_name`` anywhere in a nested Keras config."""
+    found: set[str] = set()
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if isinstance(item.get("class_name"), str):
+                found.add(item["class_name"])
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found

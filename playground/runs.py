@@ -1,0 +1,128 @@
+"""Training runs on disk: one folder each with settings, loss history and the trained model.
+
+    <run folder>/
+        config.json    settings, dataset line, how the run ended
+        history.json   every loss record (``History.to_json``)
+        history.csv    the same, for spreadsheets
+        model.keras    the trained VAE
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from playground.config import Settings
+from playground.history import History
+from playground.models import VariationalAutoEncoder, load_vae, save_vae
+
+RUNS_DIR_ENV = "PLAYGROUND_RUNS_DIR"
+MAX_RUNS_PER_WORKSPACE = 30  # older runs are deleted first
+_WORKSPACE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What a runs list shows about one saved run."""
+
+    path: Path
+    name: str
+    settings: Settings
+    created: float  # seconds since the epoch
+    summary: dict[str, Any]
+
+    def label(self) -> str:
+        s = self.settings
+        loss = self.summary.get("loss")
+        loss_text = f", loss {loss:.4g}" if isinstance(loss, (int, float)) else ""
+        return f"{self.name} · {s.loss} · latent {s.latent_dim} · hidden {s.intermediate_dim}{loss_text}"
+
+
+def default_runs_root() -> Path:
+    """``PLAYGROUND_RUNS_DIR``, else ``~/.cache/vae-playground/runs``."""
+    configured = os.environ.get(RUNS_DIR_ENV)
+    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "vae-playground" / "runs"
+
+
+def workspace_dir(root: Path, workspace: str) -> Path:
+    """A user's own runs folder under ``root``; the id must be a plain token."""
+    if not _WORKSPACE_PATTERN.match(workspace or ""):
+        raise ValueError("The workspace id in the address is not valid; remove it to start a new workspace.")
+    return root / workspace
+
+
+def write_run(
+    folder: Path, settings: Settings, history: History, model: VariationalAutoEncoder, summary: dict[str, Any]
+) -> Path:
+    """Write a run into ``folder`` (made if missing), each file replaced atomically."""
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {"settings": settings.to_dict(), "created": time.time(), "summary": summary}
+    _write_text(folder / "config.json", json.dumps(config, indent=2))
+    _write_text(folder / "history.json", history.to_json())
+    _write_text(folder / "history.csv", history.to_csv())
+    save_vae(model, folder / "model.keras")
+    return folder
+
+
+def save_new_run(
+    workspace: Path, settings: Settings, history: History, model: VariationalAutoEncoder, summary: dict[str, Any]
+) -> RunInfo:
+    """Save a run under a new numbered name in ``workspace`` and prune the oldest beyond the cap."""
+    workspace.mkdir(parents=True, exist_ok=True)
+    numbers = [int(p.name.split("-")[1]) for p in workspace.glob("run-*") if p.name.split("-")[1].isdigit()]
+    folder = workspace / f"run-{max(numbers, default=0) + 1:03d}"
+    write_run(folder, settings, history, model, summary)
+    for stale in list_runs(workspace)[MAX_RUNS_PER_WORKSPACE:]:
+        shutil.rmtree(stale.path, ignore_errors=True)
+    return read_run_info(folder)
+
+
+def read_run_info(folder: Path) -> RunInfo:
+    try:
+        config = json.loads((folder / "config.json").read_text())
+        settings = Settings.from_dict(config["settings"])
+    except (OSError, KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"{folder.name} is not a readable run: {error}") from None
+    return RunInfo(folder, folder.name, settings, float(config.get("created", 0)), dict(config.get("summary", {})))
+
+
+def list_runs(workspace: Path) -> list[RunInfo]:
+    """Readable runs in ``workspace``, newest first; unreadable folders are skipped."""
+    if not workspace.is_dir():
+        return []
+    runs = []
+    for folder in workspace.glob("run-*"):
+        try:
+            runs.append(read_run_info(folder))
+        except ValueError:
+            continue
+    return sorted(runs, key=lambda run: (run.created, run.name), reverse=True)
+
+
+def read_history(run: RunInfo) -> History:
+    try:
+        return History.from_json((run.path / "history.json").read_text())
+    except OSError as error:
+        raise ValueError(f"{run.name} has no readable history: {error}") from None
+
+
+def read_model(run: RunInfo) -> VariationalAutoEncoder:
+    return load_vae(run.path / "model.keras")
+
+
+def _write_text(path: Path, text: str) -> None:
+    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w") as stream:
+            stream.write(text)
+        os.replace(temp_name, path)
+    finally:
+        if os.path.exists(temp_name):
+            os.remove(temp_name)

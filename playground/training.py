@@ -1,0 +1,454 @@
+"""The guide's custom training loop (GradientTape + Adam), compiled so that it is fast.
+
+Each compiled call runs many optimizer steps in a while loop over batches gathered
+from data that already sits in device memory, so there is no Python work per step. Between calls the trainer streams an update, checks for stop and pause
+requests, and keeps a copy of the last good weights. One call lasts about
+``SECONDS_PER_CALL``, which bounds both the update rate and the stop latency.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from playground.config import Settings
+from playground.data import Dataset
+from playground.history import History, Record
+from playground.losses import kl_per_dimension, loss_terms
+from playground.models import ORIGINAL_DIM, build_vae
+
+# Measured on a 2-core CPU (`python -m playground bench` runs both): XLA runs the
+# default VAE at about 1,800 steps/s, the plain TensorFlow graph at about 1,200.
+# It costs about 2 s of compiling at the start of a run; larger models may differ.
+JIT_COMPILE = True
+SECONDS_PER_CALL = 0.1  # update rate >= 4/s and stop latency well under 0.5 s
+PUBLISH_SECONDS = 0.2  # readers poll the weights at most a few times a second
+FIRST_CALL_SPEED = 80.0  # steps/s assumed until measured: the first call compiles, keep it short
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How a call to ``Trainer.run`` ended, with the last epoch's mean losses."""
+
+    reason: str  # "finished", "stopped" or "diverged"
+    message: str
+    steps: int  # optimizer steps in this call
+    epochs: int  # epochs completed by the model so far
+    seconds: float  # wall time of this call
+    steps_per_second: float  # steady throughput, compile calls excluded
+    loss: float
+    reconstruction_loss: float
+    kl_loss: float
+    val_loss: float | None
+    val_reconstruction_loss: float | None
+    val_kl_loss: float | None
+
+
+class Control:
+    """Stop, pause and resume a trainer from any thread."""
+
+    def __init__(self):
+        self._stop = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._running.set()  # wake a paused loop so it can see the stop
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    def reset(self) -> None:
+        self._stop.clear()
+        self._running.set()
+
+    def wait_while_paused(self) -> float:
+        """Block while paused; return the seconds spent waiting."""
+        if self._running.is_set():
+            return 0.0
+        started = time.perf_counter()
+        self._running.wait()
+        return time.perf_counter() - started
+
+
+class _Sums:
+    """Running sums of the loss terms over some steps (a call, an epoch)."""
+
+    def __init__(self, latent_dim: int):
+        self.steps = 0
+        self.loss = self.reconstruction = self.kl = 0.0
+        self.kl_per_dim = np.zeros(latent_dim)
+
+    def add(self, steps: int, loss: float, reconstruction: float, kl: float, kl_per_dim: np.ndarray) -> None:
+        self.steps += steps
+        self.loss += loss
+        self.reconstruction += reconstruction
+        self.kl += kl
+        self.kl_per_dim += kl_per_dim
+
+    def means(self) -> tuple[float, float, float]:
+        n = max(self.steps, 1)
+        return self.loss / n, self.reconstruction / n, self.kl / n
+
+
+class _EpochPlan:
+    """One epoch's shuffled batches and how far training has got through them."""
+
+    def __init__(self, indices: tf.Tensor, sizes: tf.Tensor, sums: _Sums):
+        self.indices = indices  # [S, B] int32 row numbers; the last row is padded
+        self.sizes = sizes  # [S] int32 real rows per batch
+        self.batches = int(indices.shape[0])
+        self.position = 0  # batches done
+        self.sums = sums
+
+
+class _Clock:
+    """Times a run: total, paused, and compiled calls apart, so the steady speed excludes compiling."""
+
+    def __init__(self):
+        self.started = time.perf_counter()
+        self.paused = 0.0
+        self.compile_seconds = 0.0
+        self.compile_steps = 0
+        self.steps = 0
+        self.last_seconds = 0.0
+        self.last_compiled = False
+        self.speed = FIRST_CALL_SPEED
+
+    def time(self, function, *args):
+        """Call a tf.function, noting how long it took and whether it traced first."""
+        traces = function.experimental_get_tracing_count()
+        started = time.perf_counter()
+        result = function(*args)
+        self.last_seconds = time.perf_counter() - started
+        self.last_compiled = function.experimental_get_tracing_count() != traces
+        if self.last_compiled:
+            self.compile_seconds += self.last_seconds
+        return result
+
+    def count(self, steps: int) -> None:
+        self.steps += steps
+        if self.last_compiled:
+            self.compile_steps += steps
+        elif steps:
+            self.speed = steps / max(self.last_seconds, 1e-9)
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def steady_speed(self) -> float:
+        """Steps a second over the run, pauses and compiling calls left out."""
+        seconds = self.elapsed() - self.paused - self.compile_seconds
+        return (self.steps - self.compile_steps) / seconds if seconds > 0 else 0.0
+
+
+class Trainer:
+    """Trains one VAE on one dataset with ``settings``; stoppable, pausable, resumable."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        dataset: Dataset,
+        *,
+        jit_compile: bool = JIT_COMPILE,
+        seconds_per_call: float = SECONDS_PER_CALL,
+        validate: bool = True,
+    ):
+        self.settings = settings
+        self.jit_compile = jit_compile
+        self.seconds_per_call = seconds_per_call
+        self.validate = validate  # score the test split at each epoch's end
+        self.x_train = tf.constant(dataset.x_train.reshape(-1, ORIGINAL_DIM))  # [N, 784]
+        self.x_test = tf.constant(dataset.x_test.reshape(-1, ORIGINAL_DIM))  # [M, 784]
+        self.control = Control()
+        self.history = History()
+        self._lock = threading.Lock()  # guards the published weights
+        self._weights_version = 0
+        self._published_at = 0.0
+        self.reset()
+
+    def reset(self) -> None:
+        """A fresh model and optimizer (same settings, same seed) and an empty history."""
+        self.model = build_vae(self.settings)
+        self.optimizer = keras.optimizers.Adam(learning_rate=self.settings.learning_rate)
+        self.optimizer.build(self.model.trainable_variables)
+        self._noise_step = tf.Variable(0.0, trainable=False)  # float: see _noise
+        # The state before the current call, copied in-graph: restored if the loss diverges.
+        self._backup = [tf.Variable(v, trainable=False) for v in self._state_variables()]
+        self._rng = np.random.default_rng(self.settings.seed)
+        self.epoch = 0  # epochs completed
+        self._target_epoch = 0
+        self._plan: _EpochPlan | None = None
+        self._last_epoch: tuple[float, float, float] | None = None
+        self._last_val: Record | None = None
+        self._train_seconds = 0.0
+        self.history.clear()
+        self._compile()
+        self._publish(force=True)
+
+    def apply(self, settings: Settings) -> None:
+        """Take new non-architecture settings (loss, rates, batch size, epochs) without a reset."""
+        if settings.architecture() != self.settings.architecture() or settings.seed != self.settings.seed:
+            raise ValueError("Changing the latent size, intermediate size or seed needs a reset.")
+        if settings.batch_size != self.settings.batch_size:
+            self._plan = None  # the epoch in progress starts again with the new batches
+        self.settings = settings
+        self.model.kl_weight = settings.kl_weight
+        self.optimizer.learning_rate.assign(settings.learning_rate)
+        self._target_epoch = min(self._target_epoch, self.epoch)
+        self._compile()
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(int(self.x_train.shape[0]) / self.settings.batch_size)
+
+    @property
+    def step(self) -> int:
+        """Optimizer steps taken by this model so far."""
+        return int(self.optimizer.iterations.numpy())
+
+    @property
+    def epoch_step(self) -> int:
+        """Steps done in the epoch in progress."""
+        return 0 if self._plan is None else self._plan.position
+
+    def weights(self) -> tuple[int, list[np.ndarray]]:
+        """(version, the model's weights after the last finished call): safe from any thread."""
+        with self._lock:
+            return self._weights_version, self._weights
+
+    def _publish(self, force: bool = False) -> None:
+        """Copy the weights out for readers in other threads (every ``PUBLISH_SECONDS`` at most)."""
+        now = time.perf_counter()
+        if not force and now - self._published_at < PUBLISH_SECONDS:
+            return
+        weights = self.model.get_weights()
+        with self._lock:
+            self._weights = weights
+            self._weights_version += 1
+        self._published_at = now
+
+    def _state_variables(self) -> list:
+        return [*self.model.variables, *self.optimizer.variables, self._noise_step]
+
+    def _compile(self) -> None:
+        self._train_call = tf.function(self._train_steps, jit_compile=self.jit_compile)
+        # One forward pass gains nothing from XLA and pays ~1 ms a launch; keep it a graph.
+        self._evaluate_call = tf.function(self._evaluate, jit_compile=False)
+
+    def _noise(self, batch_size):
+        """eps ~ N(0, I) [B, L] for the next step, a function of (seed, step) alone.
+
+        The Sampling layer's SeedGenerator keeps an int64 state; under XLA a seed
+        read from it halves the speed of this loop, while one derived from a
+        float step counter costs nothing. Same distribution, still repeatable.
+        """
+        seed = tf.stack([tf.constant(self.settings.seed, tf.int32), tf.cast(self._noise_step, tf.int32)])
+        self._noise_step.assign_add(1.0)
+        return tf.random.stateless_normal([batch_size, self.settings.latent_dim], seed=seed)
+
+    def _kl_weight_now(self):
+        """The KL weight for the next step, ramped up linearly during a warm-up."""
+        weight = tf.constant(self.settings.kl_weight, tf.float32)
+        if self.settings.kl_warmup_steps == 0:
+            return weight
+        done = tf.cast(self.optimizer.iterations + 1, tf.float32)
+        return weight * tf.minimum(1.0, done / float(self.settings.kl_warmup_steps))
+
+    def _losses(self, images, mask):
+        """Means over the real rows (``mask`` [B] is 1 for them) of (loss, reconstruction, KL),
+        and the KL per latent dimension [L]."""
+        output = self.model.forward(images, epsilon=self._noise(tf.shape(images)[0]))
+        kl = kl_per_dimension(output.z_mean, output.z_log_var)  # [B, L]
+        terms = loss_terms(self.settings.loss, images, output.reconstruction, kl)
+        count = tf.reduce_sum(mask)
+        reconstruction = tf.reduce_sum(terms.reconstruction * mask) / count
+        kl_mean = tf.reduce_sum(terms.kl * mask) / count
+        kl_dims = tf.reduce_sum(kl * mask[:, None], axis=0) / count
+        return reconstruction + self._kl_weight_now() * kl_mean, reconstruction, kl_mean, kl_dims
+
+    def _train_steps(self, indices, sizes, start, count):
+        """Run steps ``start`` .. ``start + count`` of an epoch plan (indices [S, B], sizes [S]).
+
+        Stops early, before applying it, at the first step whose loss is not finite
+        (checking every gradient too would cost 10% of the speed; weights made
+        non-finite by one bad update show up as the next step's loss, and the
+        caller restores the backup taken here). Returns one vector: the sums of
+        (loss, reconstruction, KL) over the steps applied, their number, 1 if it
+        stopped early, then the summed KL per latent dimension.
+        """
+        for backup, variable in zip(self._backup, self._state_variables()):
+            backup.assign(variable)
+        variables = self.model.trainable_variables
+        batch_size = tf.shape(indices)[1]
+        sums = (tf.constant(0.0), tf.constant(0.0), tf.constant(0.0), tf.zeros([self.settings.latent_dim]))
+        steps, diverged = tf.constant(0), tf.constant(False)
+        # A while loop, not ``for i in tf.range``: XLA would take the range's bounds as
+        # compile-time constants and recompile for every new (start, count).
+        i = start
+        while i < start + count:
+            images = tf.gather(self.x_train, indices[i])  # [B, 784]
+            mask = tf.cast(tf.range(batch_size) < sizes[i], tf.float32)  # [B]
+            with tf.GradientTape() as tape:
+                loss, reconstruction, kl, kl_dims = self._losses(images, mask)
+            gradients = tape.gradient(loss, variables)
+            if not tf.math.is_finite(loss):
+                diverged = tf.constant(True)
+                break
+            self.optimizer.apply_gradients(zip(gradients, variables))
+            sums = (sums[0] + loss, sums[1] + reconstruction, sums[2] + kl, sums[3] + kl_dims)
+            steps += 1
+            i += 1
+        head = tf.stack([sums[0], sums[1], sums[2], tf.cast(steps, tf.float32), tf.cast(diverged, tf.float32)])
+        return tf.concat([head, sums[3]], axis=0)
+
+    def _evaluate(self, images):
+        loss, reconstruction, kl, _ = self._losses(images, tf.ones([tf.shape(images)[0]]))
+        return loss, reconstruction, kl
+
+    def _new_plan(self) -> _EpochPlan:
+        """This epoch's shuffled batches; the last, partial one is padded and masked."""
+        count, size = int(self.x_train.shape[0]), self.settings.batch_size
+        batches = math.ceil(count / size)
+        order = np.zeros(batches * size, dtype=np.int32)
+        order[:count] = self._rng.permutation(count)
+        sizes = np.full(batches, size, dtype=np.int32)
+        sizes[-1] = count - size * (batches - 1)
+        return _EpochPlan(tf.constant(order.reshape(batches, size)), tf.constant(sizes), _Sums(self.settings.latent_dim))
+
+    def run(self, on_update: Callable[[Record], None] | None = None) -> RunResult:
+        """Train until ``settings.epochs`` more epochs are done, or a stop, or divergence.
+
+        After a stop, ``run`` carries on where the stopped run left off, with the
+        same model and optimizer state.
+        """
+        self.control.reset()
+        if self.epoch >= self._target_epoch:
+            self._target_epoch = self.epoch + self.settings.epochs
+        clock = _Clock()
+        reason = "finished"
+        while self.epoch < self._target_epoch:
+            clock.paused += self.control.wait_while_paused()
+            if self.control.stop_requested:
+                reason = "stopped"
+                break
+            if not self._train_once(clock, on_update):
+                reason = "diverged"
+                break
+            if self._plan.position >= self._plan.batches:
+                self._finish_epoch(clock, on_update)
+        self._publish(force=True)
+        return self._result(reason, clock)
+
+    def _train_once(self, clock: _Clock, on_update) -> bool:
+        """One compiled call of up to ``seconds_per_call``; False if the loss diverged."""
+        if self._plan is None:
+            self._plan = self._new_plan()
+        plan = self._plan
+        count = min(max(1, round(self.seconds_per_call * clock.speed)), plan.batches - plan.position)
+        packed = clock.time(
+            self._train_call, plan.indices, plan.sizes, tf.constant(plan.position), tf.constant(count)
+        ).numpy()
+        loss, reconstruction, kl, steps, diverged = packed[:5]
+        steps = int(steps)
+        clock.count(steps)
+        self._train_seconds += clock.last_seconds
+        if steps:
+            sums = (float(loss), float(reconstruction), float(kl), packed[5:])
+            plan.sums.add(steps, *sums)
+            plan.position += steps
+            self._emit_train(steps, sums, steps / max(clock.last_seconds, 1e-9), on_update)
+        if diverged and not all(np.isfinite(w).all() for w in self.model.get_weights()):
+            for variable, backup in zip(self._state_variables(), self._backup):
+                variable.assign(backup)
+        self._publish(force=bool(diverged))
+        return not diverged
+
+    def _emit_train(self, steps: int, sums: tuple, speed: float, on_update) -> None:
+        loss, reconstruction, kl, kl_dims = sums
+        record = Record(
+            split="train",
+            epoch=self.epoch + 1,
+            step=self.step,
+            loss=loss / steps,
+            reconstruction_loss=reconstruction / steps,
+            kl_loss=kl / steps,
+            kl_weight=self._kl_weight_value(),
+            steps_per_second=speed,
+            seconds=self._train_seconds,
+        )
+        self.history.append(record, kl_dims / steps)
+        if on_update is not None:
+            on_update(record)
+
+    def _kl_weight_value(self) -> float:
+        return float(self._kl_weight_now())
+
+    def _finish_epoch(self, clock: _Clock, on_update) -> None:
+        """Close the epoch: keep its mean training losses, then score the test split."""
+        self._last_epoch = self._plan.sums.means()
+        self.epoch += 1
+        self._plan = None
+        if not self.validate:
+            return
+        loss, reconstruction, kl = (float(v) for v in clock.time(self._evaluate_call, self.x_test))
+        self._last_val = Record(
+            split="val",
+            epoch=self.epoch,
+            step=self.step,
+            loss=loss,
+            reconstruction_loss=reconstruction,
+            kl_loss=kl,
+            kl_weight=self._kl_weight_value(),
+            steps_per_second=0.0,
+            seconds=self._train_seconds,
+        )
+        self.history.append(self._last_val)
+        if on_update is not None:
+            on_update(self._last_val)
+
+    def _result(self, reason: str, clock: _Clock) -> RunResult:
+        if self._last_epoch is not None:
+            means = self._last_epoch
+        else:  # no epoch finished yet: report the part done
+            means = self._plan.sums.means() if self._plan is not None else (math.nan,) * 3
+        messages = {
+            "finished": f"Trained to epoch {self.epoch}.",
+            "stopped": f"Stopped at step {self.step:,}, in epoch {self.epoch + 1}.",
+            "diverged": f"The loss stopped being a finite number at step {self.step + 1:,}; the last good "
+            "weights were kept. Lower the learning rate and train again.",
+        }
+        val = self._last_val
+        return RunResult(
+            reason=reason,
+            message=messages[reason],
+            steps=clock.steps,
+            epochs=self.epoch,
+            seconds=clock.elapsed(),
+            steps_per_second=clock.steady_speed(),
+            loss=means[0],
+            reconstruction_loss=means[1],
+            kl_loss=means[2],
+            val_loss=None if val is None else val.loss,
+            val_reconstruction_loss=None if val is None else val.reconstruction_loss,
+            val_kl_loss=None if val is None else val.kl_loss,
+        )
