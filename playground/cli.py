@@ -103,7 +103,14 @@ def _train(args: argparse.Namespace) -> int:
 def _run_interruptible(trainer, on_update):
     """Run in a thread so that Ctrl-C stops training cleanly instead of killing a TF op."""
     outcome = {}
-    thread = threading.Thread(target=lambda: outcome.update(result=trainer.run(on_update)), daemon=True)
+
+    def work() -> None:
+        try:
+            outcome["result"] = trainer.run(on_update)
+        except BaseException as error:  # handed to the main thread, raised there
+            outcome["error"] = error
+
+    thread = threading.Thread(target=work, daemon=True)
     thread.start()
     try:
         while thread.is_alive():
@@ -111,6 +118,8 @@ def _run_interruptible(trainer, on_update):
     except KeyboardInterrupt:
         trainer.control.stop()
         thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
     return outcome["result"]
 
 

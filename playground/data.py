@@ -190,23 +190,23 @@ def _from_idx(name: str, folder: Path) -> Dataset:
     if paths is None:
         expected = ", ".join(f"{stem}[.gz]" for stem in IDX_FILES.values())
         raise ValueError(f"{folder} does not hold the four IDX files ({expected}).")
-    arrays = {key: read_idx(path) for key, path in paths.items()}
+    arrays = {key: read_idx(path, 3 if key.startswith("x") else 1) for key, path in paths.items()}
     for split in ("train", "test"):
         images, labels = arrays[f"x_{split}"], arrays[f"y_{split}"]
-        if images.ndim != 3 or labels.ndim != 1:
-            raise ValueError(f"{paths[f'x_{split}']} and {paths[f'y_{split}']} are not an image and a label file.")
         if len(images) != len(labels):
             raise ValueError(
                 f"{paths[f'x_{split}'].name} has {len(images):,} images but "
                 f"{paths[f'y_{split}'].name} has {len(labels):,} labels."
             )
         if images.shape[1:] != (28, 28):
-            raise ValueError(f"{paths[f'x_{split}'].name} holds {images.shape[1]}x{images.shape[2]} images; 28x28 needed.")
-    return _make(name, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], f"IDX files in {folder}", "idx")
+            size = f"{images.shape[1]}x{images.shape[2]}"
+            raise ValueError(f"{paths[f'x_{split}'].name} holds {size} images; 28x28 needed.")
+    x_train, y_train, x_test, y_test = (arrays[key] for key in IDX_FILES)
+    return _make(name, x_train, y_train, x_test, y_test, f"IDX files in {folder}", "idx")
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """Read one IDX file of unsigned bytes (rank 1 labels or rank 3 images), gzipped or not."""
+def read_idx(path: Path, rank: int) -> np.ndarray:
+    """Read one IDX file of unsigned bytes, gzipped or not: rank 1 for labels, 3 for images."""
     try:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
     except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as error:
@@ -214,9 +214,11 @@ def read_idx(path: Path) -> np.ndarray:
     if len(raw) < 8:
         raise ValueError(f"{path} is truncated: {len(raw)} bytes is shorter than an IDX header.")
     magic = int.from_bytes(raw[:4], "big")
-    rank = raw[3]
-    if raw[:3] != b"\x00\x00\x08" or _IDX_MAGIC.get(rank) != magic:
-        raise ValueError(f"{path} has the wrong magic number {magic:#010x}; expected 0x00000801 or 0x00000803.")
+    if magic != _IDX_MAGIC[rank]:
+        kind = "image" if rank == 3 else "label"
+        raise ValueError(
+            f"{path} has the wrong magic number {magic:#010x}; an IDX {kind} file starts with {_IDX_MAGIC[rank]:#010x}."
+        )
     header = 4 + 4 * rank
     if len(raw) < header:
         raise ValueError(f"{path} is truncated inside its header.")

@@ -47,9 +47,7 @@ class Linear(keras.layers.Layer):
             self.built = True
 
     def _make_weights(self, input_dim: int) -> None:
-        self.w = self.add_weight(
-            shape=(input_dim, self.units), initializer="random_normal", trainable=True, name="w"
-        )
+        self.w = self.add_weight(shape=(input_dim, self.units), initializer="random_normal", trainable=True, name="w")
         self.b = self.add_weight(shape=(self.units,), initializer="zeros", trainable=True, name="b")
 
     def build(self, input_shape):
@@ -72,9 +70,7 @@ class ComputeSum(keras.layers.Layer):
     def __init__(self, input_dim: int, **kwargs):
         super().__init__(**kwargs)
         self.input_dim = _check_units(input_dim, "input_dim")
-        self.total = self.add_weight(
-            shape=(self.input_dim,), initializer="zeros", trainable=False, name="total"
-        )
+        self.total = self.add_weight(shape=(self.input_dim,), initializer="zeros", trainable=False, name="total")
         self.built = True
 
     def call(self, inputs):

@@ -272,9 +272,11 @@ def _check_vae_config(name: str, config: dict) -> None:
     """The model config must be this package's VAE over 784 inputs with sizes the app allows."""
     if "Lambda" in _class_names(config):
         raise ValueError(f"{name} contains a Lambda layer, which could run arbitrary code; it was not loaded.")
-    if not isinstance(config, dict) or config.get("class_name") != "VariationalAutoEncoder" or config.get(
-        "registered_name"
-    ) != f"{_PACKAGE}>VariationalAutoEncoder":
+    if (
+        not isinstance(config, dict)
+        or config.get("class_name") != "VariationalAutoEncoder"
+        or config.get("registered_name") != f"{_PACKAGE}>VariationalAutoEncoder"
+    ):
         raise ValueError(f"{name} is a Keras model, but not a VariationalAutoEncoder saved by this app.")
     inner = config.get("config") or {}
     if inner.get("original_dim") != ORIGINAL_DIM:

@@ -1,10 +1,10 @@
 """Training runs on disk: one folder each with settings, loss history and the trained model.
 
-    <run folder>/
-        config.json    settings, dataset line, how the run ended
-        history.json   every loss record (``History.to_json``)
-        history.csv    the same, for spreadsheets
-        model.keras    the trained VAE
+<run folder>/
+    config.json    settings, dataset line, how the run ended
+    history.json   every loss record (``History.to_json``)
+    history.csv    the same, for spreadsheets
+    model.keras    the trained VAE
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """The guide's custom training loop (GradientTape + Adam), compiled so that it is fast.
 
 Each compiled call runs many optimizer steps in a while loop over batches gathered
-from data that already sits in device memory, so there is no Python work per step. Between calls the trainer streams an update, checks for stop and pause
-requests, and keeps a copy of the last good weights. One call lasts about
-``SECONDS_PER_CALL``, which bounds both the update rate and the stop latency.
+from data that already sits in device memory, so there is no Python work per step.
+Between calls the trainer streams an update and checks for stop and pause requests;
+each call first backs up the weights, restored if the loss diverges. One call lasts
+about ``SECONDS_PER_CALL``, which bounds both the update rate and the stop latency.
 """
 
 from __future__ import annotations
@@ -333,7 +334,8 @@ class Trainer:
         order[:count] = self._rng.permutation(count)
         sizes = np.full(batches, size, dtype=np.int32)
         sizes[-1] = count - size * (batches - 1)
-        return _EpochPlan(tf.constant(order.reshape(batches, size)), tf.constant(sizes), _Sums(self.settings.latent_dim))
+        sums = _Sums(self.settings.latent_dim)
+        return _EpochPlan(tf.constant(order.reshape(batches, size)), tf.constant(sizes), sums)
 
     def run(self, on_update: Callable[[Record], None] | None = None) -> RunResult:
         """Train until ``settings.epochs`` more epochs are done, or a stop, or divergence.

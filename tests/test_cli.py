@@ -1,0 +1,66 @@
+"""``python -m playground train`` end to end, in a subprocess, as a user runs it."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from playground.history import History
+from playground.models import load_vae
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run(
+        [sys.executable, "-m", "playground", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.mark.slow
+def test_train_json_out_and_tensorboard(tmp_path):
+    out, logdir = tmp_path / "run", tmp_path / "logs"
+    done = run_cli(
+        "train", "--source", "bundled", "--epochs", "2", "--loss", "elbo", "--latent-dim", "4",
+        "--kl-weight", "0.5", "--seed", "3", "--out", str(out), "--logdir", str(logdir), "--json",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["steps"] == 2 * 71 and summary["epochs"] == 2
+    for key in ("seconds", "steps_per_second", "loss", "reconstruction_loss", "kl_loss", "val_loss"):
+        assert isinstance(summary[key], float) and summary[key] > 0, key
+    assert summary["loss"] == pytest.approx(summary["reconstruction_loss"] + 0.5 * summary["kl_loss"], rel=1e-4)
+    assert "bundled sample" in done.stderr and "epoch 2 done" in done.stderr
+    model = load_vae(out / "model.keras")
+    assert model.latent_dim == 4
+    config = json.loads((out / "config.json").read_text())
+    assert config["settings"]["kl_weight"] == 0.5 and config["summary"]["reason"] == "finished"
+    history = History.from_json((out / "history.json").read_text())
+    assert [r.epoch for r in history.records("val")] == [1, 2]
+    rows = list(csv.DictReader((out / "history.csv").open()))
+    assert len(rows) == len(history) and rows[0]["split"] == "train"
+    assert list(logdir.glob("events.out.tfevents.*"))
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--latent-dim", "0"], "Latent size must be between 1 and 64 (got 0)"),
+        (["--intermediate-dim", "5000"], "Intermediate size must be between 8 and 1024 (got 5000)"),
+        (["--learning-rate", "-1"], "Learning rate must be between 1e-06 and 10"),
+        (["--batch-size", "2.5"], "Batch size must be a whole number"),
+        (["--source", "idx:/no/such/folder"], "does not hold the four IDX files"),
+    ],
+)
+def test_bad_values_end_with_a_clear_error(flags, message):
+    done = run_cli("train", "--source", "bundled", *flags)
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr

@@ -1,0 +1,86 @@
+"""Training jobs in threads, the cap on concurrent workers, and cleanup after abandoned owners."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from playground import jobs
+from playground.config import Settings
+from playground.jobs import Supervisor, TrainingJob, max_workers_from_env
+from playground.training import Trainer
+
+
+def wait_for(condition, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_jobs_beyond_the_cap_queue_and_start_when_a_slot_frees(tiny):
+    supervisor = Supervisor(max_workers=1)
+    first = TrainingJob(Trainer(Settings(epochs=1000), tiny), supervisor).start()
+    wait_for(lambda: first.state == "running")
+    second = TrainingJob(Trainer(Settings(epochs=1), tiny), supervisor).start()
+    wait_for(lambda: second.queue_position == 1)
+    assert second.state == "queued" and supervisor.running_count == 1
+    first.stop(timeout=5)
+    wait_for(lambda: not second.active)
+    assert first.state == "stopped" and second.state == "finished"
+    assert supervisor.running_count == 0 and supervisor.waiting_count == 0
+
+
+def test_a_queued_job_can_be_cancelled(tiny):
+    supervisor = Supervisor(max_workers=1)
+    first = TrainingJob(Trainer(Settings(epochs=1000), tiny), supervisor).start()
+    wait_for(lambda: first.state == "running")
+    second = TrainingJob(Trainer(Settings(epochs=1), tiny), supervisor).start()
+    wait_for(lambda: second.queue_position == 1)
+    second.stop(timeout=5)
+    assert second.state == "stopped" and second.trainer.step == 0
+    first.stop(timeout=5)
+    assert supervisor.running_count == 0
+
+
+def test_a_failing_job_reports_and_frees_its_slot(tiny, monkeypatch):
+    supervisor = Supervisor(max_workers=1)
+    trainer = Trainer(Settings(epochs=1), tiny)
+    monkeypatch.setattr(trainer, "run", lambda: 1 / 0)
+    job = TrainingJob(trainer, supervisor).start()
+    wait_for(lambda: not job.active)
+    assert job.state == "failed" and "ZeroDivisionError" in job.error
+    assert supervisor.running_count == 0
+
+
+def test_sweep_closes_owners_gone_for_long_enough():
+    supervisor = Supervisor(max_workers=1)
+    closed = []
+    supervisor.register("alive", lambda: closed.append("alive"))
+    supervisor.register("gone", lambda: closed.append("gone"))
+    start = time.monotonic()
+    is_alive = {"alive": True, "gone": False}.__getitem__
+    assert supervisor.sweep(is_alive, now=start + 1) == []  # a reload reconnects within the grace time
+    assert supervisor.sweep(is_alive, now=start + jobs.ABANDON_SECONDS + 1) == ["gone"]
+    assert closed == ["gone"] and supervisor.owners() == ["alive"]
+
+
+def test_the_janitor_thread_sweeps_on_its_own(monkeypatch):
+    monkeypatch.setattr(jobs, "ABANDON_SECONDS", 0.0)
+    supervisor = Supervisor(max_workers=1)
+    closed = threading.Event()
+    supervisor.register("tab", closed.set)
+    supervisor.start_janitor(lambda owner: False, interval=0.05)
+    assert closed.wait(5)
+
+
+def test_worker_cap_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv(jobs.MAX_WORKERS_ENV, "3")
+    assert max_workers_from_env() == 3
+    monkeypatch.setenv(jobs.MAX_WORKERS_ENV, "zero")
+    with pytest.raises(ValueError, match="PLAYGROUND_MAX_WORKERS must be a whole number"):
+        max_workers_from_env()
+    monkeypatch.delenv(jobs.MAX_WORKERS_ENV)
+    assert max_workers_from_env() == jobs.DEFAULT_MAX_WORKERS >= 1

@@ -1,0 +1,231 @@
+"""The compiled trainer against the guide's own loop and a numpy forward pass, and its controls."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from playground.config import Settings
+from playground.models import build_vae
+from playground.training import Trainer
+from tests.reference import gaussian_kl, guide_training_loop, vae_forward
+
+
+def test_one_step_of_each_loss_matches_numpy(tiny, rng):
+    """The trainer's loss terms, on fixed noise, against a numpy forward pass and closed-form KL."""
+    images = tiny.x_train[:64].reshape(-1, 784)
+    epsilon = rng.standard_normal((64, 8)).astype("float32")
+    for loss_kind in ("guide", "elbo"):
+        trainer = Trainer(Settings(loss=loss_kind, latent_dim=8, kl_weight=0.3), tiny)
+        trainer._noise = lambda batch_size: tf.constant(epsilon)
+        loss, reconstruction, kl, kl_dims = trainer._losses(tf.constant(images), tf.ones([64]))
+        z_mean, z_log_var, output = vae_forward(trainer.model, images, epsilon)
+        kl_matrix = gaussian_kl(z_mean, z_log_var)
+        if loss_kind == "guide":
+            expected_reconstruction = np.mean((images - output) ** 2)
+            expected_kl = kl_matrix.mean()
+        else:
+            p = np.clip(output, 1e-7, 1 - 1e-7)
+            expected_reconstruction = -np.mean(np.sum(images * np.log(p) + (1 - images) * np.log(1 - p), axis=1))
+            expected_kl = kl_matrix.sum(axis=1).mean()
+        assert float(reconstruction) == pytest.approx(expected_reconstruction, rel=1e-4)
+        assert float(kl) == pytest.approx(expected_kl, rel=1e-4)
+        assert float(loss) == pytest.approx(expected_reconstruction + 0.3 * expected_kl, rel=1e-4)
+        np.testing.assert_allclose(kl_dims.numpy(), kl_matrix.mean(axis=0), rtol=1e-4, atol=1e-7)
+
+
+def test_a_masked_partial_batch_counts_only_its_real_rows(tiny):
+    trainer = Trainer(Settings(latent_dim=4), tiny)
+    images = tf.constant(tiny.x_train[:8].reshape(-1, 784))
+    trainer._noise = lambda batch_size: tf.zeros([batch_size, 4])
+    _, reconstruction_5, kl_5, _ = trainer._losses(images[:5], tf.ones([5]))
+    mask = tf.constant([1, 1, 1, 1, 1, 0, 0, 0], tf.float32)
+    _, reconstruction_masked, kl_masked, _ = trainer._losses(images, mask)
+    assert float(reconstruction_masked) == pytest.approx(float(reconstruction_5), rel=1e-5)
+    assert float(kl_masked) == pytest.approx(float(kl_5), rel=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kl_weight", [1.0, 0.01])
+def test_guide_loss_ends_within_3_percent_of_the_guides_plain_loop(mnist, kl_weight):
+    settings = Settings(loss="guide", kl_weight=kl_weight, epochs=3, seed=0)
+    result = Trainer(settings, mnist).run()
+    reference = guide_training_loop(build_vae(settings), mnist.x_train.reshape(-1, 784), epochs=3)
+    assert result.reason == "finished" and result.epochs == 3
+    assert result.loss == pytest.approx(reference[-1], rel=0.03)
+    if kl_weight == 1.0:  # the guide's collapse: every reconstruction is the mean image
+        mean_image_mse = float(np.mean((mnist.x_train - mnist.x_train.mean(axis=0)) ** 2))
+        assert result.reconstruction_loss == pytest.approx(mean_image_mse, rel=0.05)
+    else:  # a small KL weight learns digits: far below the mean image's error
+        assert result.reconstruction_loss < 0.06
+
+
+def test_the_same_seed_and_settings_give_the_same_losses(tiny):
+    settings = Settings(loss="elbo", latent_dim=4, intermediate_dim=32, epochs=2, seed=11)
+    first, second = Trainer(settings, tiny), Trainer(settings, tiny)
+    first.run(), second.run()
+    losses = [[r.loss for r in t.history.records()] for t in (first, second)]
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-6)
+    other = Trainer(settings.replace(seed=12), tiny)
+    other.run()
+    assert other.history.records()[-1].loss != first.history.records()[-1].loss
+
+
+def test_partial_batches_every_epoch_without_retracing(tiny):
+    trainer = Trainer(Settings(batch_size=64, epochs=4), tiny)
+    assert trainer.steps_per_epoch == 11  # 700 = 10 x 64 + 60
+    result = trainer.run()
+    assert result.epochs == 4 and trainer.step == 44
+    assert trainer._train_call.experimental_get_tracing_count() == 1
+    assert trainer._evaluate_call.experimental_get_tracing_count() == 1
+    steps = [r.step for r in trainer.history.records("val")]
+    assert steps == [11, 22, 33, 44]
+
+
+def test_a_dataset_smaller_than_one_batch_trains(tiny):
+    settings = Settings(batch_size=512, epochs=2)
+    small = type(tiny)("mnist", tiny.x_train[:100], tiny.y_train[:100], tiny.x_test[:20], tiny.y_test[:20], "s", "x")
+    trainer = Trainer(settings, small)
+    assert trainer.run().reason == "finished" and trainer.step == 2
+
+
+def test_validation_losses_come_at_each_epoch_end(tiny):
+    trainer = Trainer(Settings(loss="elbo", epochs=3, latent_dim=4), tiny)
+    updates = []
+    trainer.run(on_update=updates.append)
+    val = [r for r in updates if r.split == "val"]
+    assert [r.epoch for r in val] == [1, 2, 3]
+    assert all(np.isfinite([r.loss, r.reconstruction_loss, r.kl_loss]).all() for r in val)
+    assert val[-1].loss < val[0].loss
+    train = trainer.history.records("train")
+    assert val[-1].reconstruction_loss == pytest.approx(train[-1].reconstruction_loss, rel=0.25)
+
+
+def test_streamed_updates_carry_losses_and_speed(tiny):
+    trainer = Trainer(Settings(epochs=2), tiny, seconds_per_call=0.001)
+    updates = []
+    trainer.run(on_update=updates.append)
+    train = [r for r in updates if r.split == "train"]
+    assert len(train) >= 4  # several calls an epoch
+    assert all(r.steps_per_second > 0 and r.loss > 0 for r in train)
+    assert [r.step for r in train] == sorted(r.step for r in train)
+    assert trainer.history.kl_per_dim.shape == (32,)
+
+
+def _run_in_thread(trainer):
+    outcome = {}
+    thread = threading.Thread(target=lambda: outcome.update(result=trainer.run()))
+    thread.start()
+    return thread, outcome
+
+
+def _wait_for(condition, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_stop_from_another_thread_takes_effect_quickly_and_resume_keeps_state(mnist):
+    trainer = Trainer(Settings(epochs=1000), mnist)
+    thread, outcome = _run_in_thread(trainer)
+    _wait_for(lambda: trainer.step > 300)  # compiled and running
+    asked = time.monotonic()
+    trainer.control.stop()
+    thread.join(5)
+    assert time.monotonic() - asked < 0.5
+    assert outcome["result"].reason == "stopped"
+    step, weights = trainer.step, trainer.model.get_weights()
+    moments = [v.numpy() for v in trainer.optimizer.variables]
+    # a second run carries on from the same model and optimizer state
+    thread, outcome = _run_in_thread(trainer)
+    _wait_for(lambda: trainer.step > step)
+    trainer.control.stop()
+    thread.join(5)
+    assert trainer.optimizer.iterations.numpy() > step
+    assert not np.array_equal(trainer.model.get_weights()[0], weights[0])
+    assert moments[0] == step  # the optimizer's step count came along
+
+
+def test_pause_holds_training_and_resume_continues(mnist):
+    trainer = Trainer(Settings(epochs=1000), mnist)
+    thread, outcome = _run_in_thread(trainer)
+    _wait_for(lambda: trainer.step > 100)
+    trainer.control.pause()
+    time.sleep(0.3)
+    paused_at = trainer.step
+    time.sleep(0.5)
+    assert trainer.step == paused_at
+    trainer.control.resume()
+    _wait_for(lambda: trainer.step > paused_at + 50)
+    trainer.control.stop()
+    thread.join(5)
+    assert outcome["result"].reason == "stopped"
+
+
+def test_stop_while_paused_ends_the_run(tiny):
+    trainer = Trainer(Settings(epochs=1000), tiny)
+    trainer.control.pause()
+    thread, outcome = _run_in_thread(trainer)
+    time.sleep(0.2)
+    trainer.control.stop()
+    thread.join(5)
+    assert not thread.is_alive() and outcome["result"].reason == "stopped"
+
+
+def test_reset_builds_a_fresh_model_and_optimizer(tiny):
+    trainer = Trainer(Settings(epochs=1, seed=3), tiny)
+    initial = trainer.model.get_weights()
+    trainer.run()
+    trainer.reset()
+    assert trainer.step == 0 and trainer.epoch == 0 and len(trainer.history) == 0
+    for a, b in zip(initial, trainer.model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_diverging_run_stops_and_keeps_finite_weights(tiny):
+    trainer = Trainer(Settings(loss="elbo", learning_rate=10.0, epochs=50), tiny)
+    result = trainer.run()
+    assert result.reason == "diverged"
+    assert "Lower the learning rate" in result.message
+    assert all(np.isfinite(w).all() for w in trainer.model.get_weights())
+    decoded = trainer.model.decoder(tf.zeros((1, 32))).numpy()
+    assert np.isfinite(decoded).all()
+    version, weights = trainer.weights()
+    assert all(np.isfinite(w).all() for w in weights)
+
+
+def test_kl_warmup_ramps_the_weight_from_zero(tiny):
+    trainer = Trainer(Settings(loss="elbo", kl_weight=2.0, kl_warmup_steps=30, epochs=5), tiny, seconds_per_call=0.001)
+    trainer.run()
+    weights = [(r.step, r.kl_weight) for r in trainer.history.records("train")]
+    assert weights[0][1] < 2.0 * 0.5
+    assert weights[-1][1] == pytest.approx(2.0)
+    early = [w for step, w in weights if step < 30]
+    assert early == sorted(early)
+
+
+def test_apply_changes_rates_without_a_reset_and_refuses_new_sizes(tiny):
+    trainer = Trainer(Settings(epochs=1), tiny)
+    trainer.run()
+    trainer.apply(trainer.settings.replace(learning_rate=0.01, kl_weight=0.1, batch_size=32))
+    assert float(trainer.optimizer.learning_rate.numpy()) == pytest.approx(0.01)
+    assert trainer.model.kl_weight == pytest.approx(0.1) and trainer.steps_per_epoch == 22
+    step = trainer.step
+    trainer.run()
+    assert trainer.step == step + 22
+    with pytest.raises(ValueError, match="needs a reset"):
+        trainer.apply(trainer.settings.replace(latent_dim=3))
+
+
+def test_published_weights_follow_training(tiny):
+    trainer = Trainer(Settings(epochs=1), tiny)
+    version, weights = trainer.weights()
+    trainer.run()
+    new_version, new_weights = trainer.weights()
+    assert new_version > version
+    np.testing.assert_array_equal(new_weights[0], trainer.model.get_weights()[0])
