@@ -128,14 +128,16 @@ class Supervisor:
 class TrainingJob:
     """One ``Trainer.run`` in a daemon thread, inside a supervisor slot."""
 
-    def __init__(self, trainer: Trainer, supervisor: Supervisor):
+    def __init__(self, trainer: Trainer, supervisor: Supervisor, on_done: Callable[[TrainingJob], None] | None = None):
         self.trainer = trainer
         self.supervisor = supervisor
+        self.on_done = on_done  # runs in the job's thread after training, outside the slot
         self.control = trainer.control
         self.control.reset()
         self.state = "queued"  # queued, running, finished, stopped, diverged, failed
         self.result: RunResult | None = None
         self.error: str | None = None
+        self.save_error: str | None = None
         self._thread = threading.Thread(target=self._work, name="playground-training", daemon=True)
 
     def start(self) -> TrainingJob:
@@ -155,6 +157,11 @@ class TrainingJob:
             self.state = "failed"
         finally:
             self.supervisor.release(self)
+        if self.on_done is not None:
+            try:
+                self.on_done(self)
+            except Exception as error:  # a full disk must not take the page down
+                self.save_error = f"{type(error).__name__}: {error}"
 
     @property
     def active(self) -> bool:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import keras
+import numpy as np
 from keras import layers
 
 from playground.config import Settings, bounds
@@ -171,6 +172,41 @@ def build_vae(settings: Settings) -> VariationalAutoEncoder:
     )
     model.build((None, ORIGINAL_DIM))
     return model
+
+
+class LayerRow(NamedTuple):
+    """One line of an architecture table."""
+
+    path: str
+    kind: str
+    output_shape: tuple
+    trainable: int
+    non_trainable: int
+
+
+def describe(model: VariationalAutoEncoder) -> list[LayerRow]:
+    """The VAE's layers in the order data flows through them, with shapes and parameter counts."""
+    encoder, decoder = model.encoder, model.decoder
+    latent, hidden = model.latent_dim, model.intermediate_dim
+    layout = [
+        (encoder, "dense_proj", hidden),
+        (encoder, "dense_mean", latent),
+        (encoder, "dense_log_var", latent),
+        (encoder, "sampling", latent),
+        (decoder, "dense_proj", hidden),
+        (decoder, "dense_output", model.original_dim),
+    ]
+    rows = []
+    for block, attribute, width in layout:
+        layer = getattr(block, attribute)
+        rows.append(LayerRow(
+            path=f"{block.name}/{layer.name}",
+            kind=type(layer).__name__,
+            output_shape=(None, width),
+            trainable=sum(int(np.prod(w.shape)) for w in layer.trainable_weights),
+            non_trainable=sum(int(np.prod(w.shape)) for w in layer.non_trainable_weights),
+        ))  # fmt: skip
+    return rows
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)

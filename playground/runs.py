@@ -71,17 +71,16 @@ def write_run(
     return folder
 
 
-def save_new_run(
-    workspace: Path, settings: Settings, history: History, model: VariationalAutoEncoder, summary: dict[str, Any]
-) -> RunInfo:
-    """Save a run under a new numbered name in ``workspace`` and prune the oldest beyond the cap."""
-    workspace.mkdir(parents=True, exist_ok=True)
-    numbers = [int(p.name.split("-")[1]) for p in workspace.glob("run-*") if p.name.split("-")[1].isdigit()]
-    folder = workspace / f"run-{max(numbers, default=0) + 1:03d}"
-    write_run(folder, settings, history, model, summary)
-    for stale in list_runs(workspace)[MAX_RUNS_PER_WORKSPACE:]:
+def new_run_folder(workspace: Path) -> Path:
+    """The next free ``run-NNN`` folder name in ``workspace`` (not created yet)."""
+    numbers = [int(p.name[4:]) for p in workspace.glob("run-*") if p.name[4:].isdigit()]
+    return workspace / f"run-{max(numbers, default=0) + 1:03d}"
+
+
+def prune_runs(workspace: Path, keep: int = MAX_RUNS_PER_WORKSPACE) -> None:
+    """Delete the oldest runs beyond ``keep``."""
+    for stale in list_runs(workspace)[keep:]:
         shutil.rmtree(stale.path, ignore_errors=True)
-    return read_run_info(folder)
 
 
 def read_run_info(folder: Path) -> RunInfo:

@@ -26,12 +26,32 @@ from playground.losses import kl_per_dimension, loss_terms
 from playground.models import ORIGINAL_DIM, build_vae
 
 # Measured on a 2-core CPU (`python -m playground bench` runs both): XLA runs the
-# default VAE at about 1,800 steps/s, the plain TensorFlow graph at about 1,200.
-# It costs about 2 s of compiling at the start of a run; larger models may differ.
-JIT_COMPILE = True
+# guide's VAE at about 1,800 steps/s and the app's 784-256-8 ELBO VAE at about 510,
+# the plain TensorFlow graph at about 1,200 and 370. But XLA first compiles for
+# 1.5-2.5 s where the graph traces in 0.7 s, so short runs finish sooner without it.
+# "auto" uses XLA for runs of at least XLA_MIN_STEPS steps; True or False force it.
+JIT_COMPILE = "auto"
+XLA_MIN_STEPS = 2000
 SECONDS_PER_CALL = 0.1  # update rate >= 4/s and stop latency well under 0.5 s
 PUBLISH_SECONDS = 0.2  # readers poll the weights at most a few times a second
 FIRST_CALL_SPEED = 80.0  # steps/s assumed until measured: the first call compiles, keep it short
+MIN_CALL_STEPS = 8  # a call slowed by a busy machine must not shrink the next ones to a step each
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """A dataset's images as flat tensors in device memory, shareable by many trainers."""
+
+    x_train: tf.Tensor  # [N, 784] float32
+    x_test: tf.Tensor  # [M, 784] float32
+
+    @classmethod
+    def from_dataset(cls, dataset: Dataset) -> TrainingData:
+        flat = (
+            np.ascontiguousarray(x.reshape(-1, ORIGINAL_DIM), dtype=np.float32)
+            for x in (dataset.x_train, dataset.x_test)
+        )
+        return cls(*(tf.constant(x) for x in flat))
 
 
 @dataclass(frozen=True)
@@ -44,6 +64,7 @@ class RunResult:
     epochs: int  # epochs completed by the model so far
     seconds: float  # wall time of this call
     steps_per_second: float  # steady throughput, compile calls excluded
+    compiler: str  # "xla" or "graph"
     loss: float
     reconstruction_loss: float
     kl_loss: float
@@ -151,7 +172,9 @@ class _Clock:
         if self.last_compiled:
             self.compile_steps += steps
         elif steps:
-            self.speed = steps / max(self.last_seconds, 1e-9)
+            # A moving average: one call slowed by other work on the machine barely moves it.
+            measured = steps / max(self.last_seconds, 1e-9)
+            self.speed = measured if self.speed == FIRST_CALL_SPEED else 0.7 * self.speed + 0.3 * measured
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
@@ -168,18 +191,20 @@ class Trainer:
     def __init__(
         self,
         settings: Settings,
-        dataset: Dataset,
+        data: Dataset | TrainingData,
         *,
-        jit_compile: bool = JIT_COMPILE,
+        jit_compile: bool | str = JIT_COMPILE,
         seconds_per_call: float = SECONDS_PER_CALL,
         validate: bool = True,
     ):
         self.settings = settings
+        if jit_compile not in (True, False, "auto"):
+            raise ValueError(f"jit_compile must be True, False or 'auto' (got {jit_compile!r}).")
         self.jit_compile = jit_compile
         self.seconds_per_call = seconds_per_call
         self.validate = validate  # score the test split at each epoch's end
-        self.x_train = tf.constant(dataset.x_train.reshape(-1, ORIGINAL_DIM))  # [N, 784]
-        self.x_test = tf.constant(dataset.x_test.reshape(-1, ORIGINAL_DIM))  # [M, 784]
+        data = data if isinstance(data, TrainingData) else TrainingData.from_dataset(data)
+        self.x_train, self.x_test = data.x_train, data.x_test  # [N, 784], [M, 784]
         self.control = Control()
         self.history = History()
         self._lock = threading.Lock()  # guards the published weights
@@ -196,6 +221,7 @@ class Trainer:
         # The state before the current call, copied in-graph: restored if the loss diverges.
         self._backup = [tf.Variable(v, trainable=False) for v in self._state_variables()]
         self._rng = np.random.default_rng(self.settings.seed)
+        self._step_offset = 0  # steps a loaded model had taken before this optimizer
         self.epoch = 0  # epochs completed
         self._target_epoch = 0
         self._plan: _EpochPlan | None = None
@@ -204,6 +230,19 @@ class Trainer:
         self._train_seconds = 0.0
         self.history.clear()
         self._compile()
+        self._publish(force=True)
+
+    def adopt(self, weights: list[np.ndarray], history: History | None = None) -> None:
+        """Continue from saved weights (and their history) with a fresh optimizer."""
+        self.reset()
+        self.model.set_weights(weights)
+        if history is not None and len(history):
+            records = history.records()
+            for record in records:
+                self.history.append(record)
+            self.epoch = max(r.epoch for r in records if r.split == "val") if history.records("val") else 0
+            self._step_offset = max(r.step for r in records)
+            self._compile()  # the KL warm-up counts from the offset
         self._publish(force=True)
 
     def apply(self, settings: Settings) -> None:
@@ -218,6 +257,23 @@ class Trainer:
         self._target_epoch = min(self._target_epoch, self.epoch)
         self._compile()
 
+    def compiler_for_run(self) -> str:
+        """ "xla" or "graph" for the run about to start (see JIT_COMPILE)."""
+        if self.jit_compile != "auto":
+            return "xla" if self.jit_compile else "graph"
+        planned = max(self._target_epoch - self.epoch, 0) * self.steps_per_epoch - self.epoch_step
+        return "xla" if planned >= XLA_MIN_STEPS else "graph"
+
+    @property
+    def compiler(self) -> str:
+        """The compiler of the current (or last) run."""
+        return "xla" if self._train_call is self._train_calls["xla"] else "graph"
+
+    @property
+    def target_epoch(self) -> int:
+        """The epoch the current (or last) run trains up to."""
+        return self._target_epoch
+
     @property
     def steps_per_epoch(self) -> int:
         return math.ceil(int(self.x_train.shape[0]) / self.settings.batch_size)
@@ -225,7 +281,7 @@ class Trainer:
     @property
     def step(self) -> int:
         """Optimizer steps taken by this model so far."""
-        return int(self.optimizer.iterations.numpy())
+        return int(self.optimizer.iterations.numpy()) + self._step_offset
 
     @property
     def epoch_step(self) -> int:
@@ -252,7 +308,10 @@ class Trainer:
         return [*self.model.variables, *self.optimizer.variables, self._noise_step]
 
     def _compile(self) -> None:
-        self._train_call = tf.function(self._train_steps, jit_compile=self.jit_compile)
+        self._train_calls = {
+            compiler: tf.function(self._train_steps, jit_compile=compiler == "xla") for compiler in ("xla", "graph")
+        }
+        self._train_call = self._train_calls["xla" if self.jit_compile is True else "graph"]
         # One forward pass gains nothing from XLA and pays ~1 ms a launch; keep it a graph.
         self._evaluate_call = tf.function(self._evaluate, jit_compile=False)
 
@@ -272,7 +331,7 @@ class Trainer:
         weight = tf.constant(self.settings.kl_weight, tf.float32)
         if self.settings.kl_warmup_steps == 0:
             return weight
-        done = tf.cast(self.optimizer.iterations + 1, tf.float32)
+        done = tf.cast(self.optimizer.iterations + 1 + self._step_offset, tf.float32)
         return weight * tf.minimum(1.0, done / float(self.settings.kl_warmup_steps))
 
     def _losses(self, images, mask):
@@ -346,6 +405,7 @@ class Trainer:
         self.control.reset()
         if self.epoch >= self._target_epoch:
             self._target_epoch = self.epoch + self.settings.epochs
+        self._train_call = self._train_calls[self.compiler_for_run()]
         clock = _Clock()
         reason = "finished"
         while self.epoch < self._target_epoch:
@@ -366,7 +426,8 @@ class Trainer:
         if self._plan is None:
             self._plan = self._new_plan()
         plan = self._plan
-        count = min(max(1, round(self.seconds_per_call * clock.speed)), plan.batches - plan.position)
+        wanted = max(MIN_CALL_STEPS, round(self.seconds_per_call * clock.speed))
+        count = min(wanted, plan.batches - plan.position)
         packed = clock.time(
             self._train_call, plan.indices, plan.sizes, tf.constant(plan.position), tf.constant(count)
         ).numpy()
@@ -447,6 +508,7 @@ class Trainer:
             epochs=self.epoch,
             seconds=clock.elapsed(),
             steps_per_second=clock.steady_speed(),
+            compiler=self.compiler,
             loss=means[0],
             reconstruction_loss=means[1],
             kl_loss=means[2],

@@ -80,7 +80,7 @@ def test_partial_batches_every_epoch_without_retracing(tiny):
     assert trainer.steps_per_epoch == 11  # 700 = 10 x 64 + 60
     result = trainer.run()
     assert result.epochs == 4 and trainer.step == 44
-    assert trainer._train_call.experimental_get_tracing_count() == 1
+    assert trainer._train_calls[result.compiler].experimental_get_tracing_count() == 1
     assert trainer._evaluate_call.experimental_get_tracing_count() == 1
     steps = [r.step for r in trainer.history.records("val")]
     assert steps == [11, 22, 33, 44]

@@ -1,0 +1,35 @@
+"""Every text the page shows, in English and Chinese, looked up by key from ``strings.toml``.
+
+Translators edit ``strings.toml`` only: one table a message, ``en`` and ``zh``
+side by side, ``{name}`` placeholders filled in by the page.
+"""
+
+from __future__ import annotations
+
+import functools
+import tomllib
+from pathlib import Path
+
+import streamlit as st
+
+STRINGS_FILE = Path(__file__).with_name("strings.toml")
+LANGUAGES = {"en": "English", "zh": "中文"}
+DEFAULT_LANGUAGE = "en"
+
+
+@functools.cache
+def table() -> dict[str, dict[str, str]]:
+    """The parsed strings file (read once; it does not change while the server runs)."""
+    return tomllib.loads(STRINGS_FILE.read_text(encoding="utf-8"))
+
+
+def language() -> str:
+    lang = st.session_state.get("lang", DEFAULT_LANGUAGE)
+    return lang if lang in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def t(key: str, **values) -> str:
+    """The text for ``key`` in the page's language, with ``values`` filled in."""
+    entry = table()[key]
+    text = entry.get(language()) or entry[DEFAULT_LANGUAGE]
+    return text.format(**values) if values else text

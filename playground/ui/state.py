@@ -1,0 +1,104 @@
+"""What the page shares and what each session owns.
+
+Shared, read-only or self-locking, behind ``st.cache_resource``: the datasets and
+the supervisor of training workers. Per session, in ``st.session_state``: one
+``Workspace`` and the widgets' values.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from dataclasses import dataclass
+
+import streamlit as st
+from streamlit.runtime import Runtime
+from streamlit.runtime.scriptrunner import get_script_run_ctx, script_runner
+
+from playground.config import EXPLORE
+from playground.data import Dataset, load_dataset
+from playground.jobs import Supervisor
+from playground.runs import default_runs_root, workspace_dir
+from playground.training import TrainingData
+from playground.workspace import Workspace
+
+SOURCE_ENV = "PLAYGROUND_SOURCE"  # where the app loads data from: auto (default), bundled, keras, idx:DIR
+WORKSPACE_PARAM = "ws"  # the address's token for this browser's runs folder
+log = logging.getLogger("playground")
+
+
+def keep_keras_state() -> None:
+    """Stop Streamlit from calling ``keras.backend.clear_session()`` after every script run.
+
+    Streamlit does that for apps that build a model inside the script. This app
+    keeps its models in sessions and trains them in other threads; the clear (a
+    full garbage collection and a flush of TensorFlow's kernel cache, four times a
+    second while the page polls) made training ten times slower. Matplotlib,
+    which the same hook also resets, is not used by the page.
+    """
+    script_runner._clean_problem_modules = lambda: None
+
+
+keep_keras_state()
+
+
+@dataclass(frozen=True)
+class LoadedData:
+    dataset: Dataset
+    device: TrainingData
+
+
+def data_source() -> str:
+    return os.environ.get(SOURCE_ENV, "auto")
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def load_data(name: str, source: str) -> LoadedData:
+    """A dataset and its tensors, loaded once per server and shared by every session."""
+    dataset = load_dataset(name, source)
+    return LoadedData(dataset, TrainingData.from_dataset(dataset))
+
+
+def _is_session_alive(session_id: str) -> bool:
+    return Runtime.exists() and Runtime.instance().is_active_session(session_id)
+
+
+@st.cache_resource(show_spinner=False)
+def supervisor() -> Supervisor:
+    """The server's training slots and its janitor for closed tabs."""
+    shared = Supervisor()
+    if Runtime.exists():
+        shared.start_janitor(_is_session_alive)
+    return shared
+
+
+def session_id() -> str:
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx is not None else "no-session"
+
+
+def runs_folder():
+    """This browser's runs folder, named by a token kept in the page address (so a reload finds it)."""
+    token = st.query_params.get(WORKSPACE_PARAM)
+    if not token:
+        token = secrets.token_urlsafe(12)
+        st.query_params[WORKSPACE_PARAM] = token
+    try:
+        return workspace_dir(default_runs_root(), token)
+    except ValueError:
+        token = secrets.token_urlsafe(12)
+        st.query_params[WORKSPACE_PARAM] = token
+        return workspace_dir(default_runs_root(), token)
+
+
+def workspace() -> Workspace:
+    """This session's workspace, made on the first run (and again if the janitor closed it)."""
+    current = st.session_state.get("workspace")
+    if current is not None and not current.closed:
+        return current
+    loaded = load_data(EXPLORE.dataset, data_source())
+    created = Workspace(EXPLORE, loaded.dataset, loaded.device, supervisor(), runs_folder())
+    supervisor().register(session_id(), created.close)
+    st.session_state["workspace"] = created
+    return created

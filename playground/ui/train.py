@@ -1,0 +1,105 @@
+"""Training controls, and a fragment that polls the worker: progress, loss curves, reconstructions, KL bars."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from playground.figures import COLLAPSED_KL, kl_bars, loss_figure
+from playground.imaging import tile, to_display
+from playground.latent import order_by_kl
+from playground.ui.i18n import t
+from playground.workspace import Status, Workspace
+
+POLL_SECONDS = 0.4  # the chart grows at least twice a second
+
+
+def render(ws: Workspace) -> None:
+    _controls(ws)
+    st.fragment(run_every=POLL_SECONDS if ws.training else None)(_live)(ws)
+
+
+def _controls(ws: Workspace) -> None:
+    status = ws.status()
+    start, stop, pause, reset = st.columns(4)
+    start.button(t("train.start"), on_click=_start, args=(ws,), type="primary", disabled=status.active,
+                 key="start", width="stretch")  # fmt: skip
+    stop.button(t("train.stop"), on_click=ws.stop, disabled=not status.active, key="stop", width="stretch")
+    if status.state == "paused":
+        pause.button(t("train.resume"), on_click=ws.resume, key="resume", width="stretch")
+    else:
+        pause.button(t("train.pause"), on_click=ws.pause, disabled=status.state != "running", key="pause",
+                     width="stretch")  # fmt: skip
+    reset.button(t("train.reset"), on_click=ws.reset, disabled=not ws.trained and not status.active, key="reset",
+                 width="stretch", help=t("help.reset"))  # fmt: skip
+
+
+def _start(ws: Workspace) -> None:
+    ws.start()  # the sidebar has already applied the settings that need no new model
+    st.session_state["was_active"] = True
+
+
+def _live(ws: Workspace) -> None:
+    if ws.closed:
+        return
+    status = ws.status()
+    if st.session_state.get("was_active") and not status.active:
+        st.session_state["was_active"] = False
+        st.rerun(scope="app")  # training ended: stop polling and refresh the other panels
+    _progress(status)
+    chart, side = st.columns([3, 2])
+    with chart:
+        _loss_chart(ws)
+    with side:
+        _reconstructions(ws)
+        _kl_chart(ws)
+
+
+def _progress(status: Status) -> None:
+    if status.state == "queued":
+        st.info(t("train.queued", position=status.queue_position or 1))
+    if status.active:
+        left = "—" if status.seconds_left is None else t("train.seconds", seconds=round(status.seconds_left))
+        text = t("train.progress", epoch=status.epoch, epochs=status.target_epoch, step=status.epoch_step,
+                 steps=status.steps_per_epoch, speed=f"{status.steps_per_second:,.0f}", left=left)  # fmt: skip
+    else:
+        text = t("train.done", epochs=status.epoch, steps=f"{status.step:,}")
+    st.progress(status.fraction, text=f"{t('state.' + status.state)} · {text}")
+    if status.state == "diverged" and status.result is not None:
+        st.error(t("train.diverged", step=status.step))
+    elif status.state == "failed":
+        st.error(t("train.failed", detail=status.error))
+
+
+def _loss_chart(ws: Workspace) -> None:
+    history = ws.trainer.history
+    if len(history) == 0:
+        st.info(t("train.empty_chart"))
+        return
+    names = ("loss", "reconstruction_loss", "kl_loss")
+    text = {name: t(f"chart.{name}") for name in names}
+    text.update({f"val_{name}": t(f"chart.val_{name}") for name in names})
+    text.update(step=t("chart.step"), loss_axis=t("chart.loss_axis"), kl_axis=t("chart.kl_axis"))
+    figure = loss_figure(history.columns("train"), history.columns("val"), text)
+    st.plotly_chart(figure, key="loss_chart", config={"displayModeBar": False})
+
+
+def _reconstructions(ws: Workspace) -> None:
+    """One test digit of each class (top) and the model's reconstruction of it (bottom)."""
+    labels = ws.dataset.y_test
+    picks = [int(np.flatnonzero(labels == digit)[0]) for digit in np.unique(labels)[:10]]
+    originals = ws.dataset.x_test[picks]
+    reconstructed = ws.refresh().reconstruct(originals)
+    sheet = tile(np.concatenate([originals, reconstructed]), columns=len(picks))
+    st.image(to_display(sheet, 3), caption=t("train.grid_caption"), width="stretch")
+
+
+def _kl_chart(ws: Workspace) -> None:
+    kl = ws.trainer.history.kl_per_dim
+    if kl is None:
+        return
+    used = int(np.sum(kl >= COLLAPSED_KL))
+    st.markdown(f"**{t('kl.title')}**", help=t("kl.used", used=used, total=len(kl), threshold=COLLAPSED_KL))
+    st.caption(t("kl.summary", used=used, total=len(kl)))
+    order = order_by_kl(kl, len(kl)) if st.session_state.get("order_by_kl") else list(range(len(kl)))
+    st.plotly_chart(kl_bars(kl, order, {"kl": t("kl.axis")}), key="kl_chart", config={"displayModeBar": False})
