@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 import plotly.graph_objects as go
 
-MAX_POINTS = 600  # per training curve: enough for the eye, cheap to send twice a second
+MAX_POINTS = 250  # per training curve: enough for the eye, cheap to redraw twice a second
 COLLAPSED_KL = 0.05  # nats: a dimension this close to the prior carries almost nothing
 DIGIT_COLORS = [
     "#1f77b4",
@@ -106,7 +106,7 @@ def latent_map(
     for digit in range(10):
         where = np.flatnonzero(labels == digit)
         traces.append(
-            go.Scattergl(
+            go.Scatter(
                 x=coords[where, 0],
                 y=coords[where, 1],
                 mode="markers",

@@ -8,7 +8,7 @@ from streamlit_drawable_canvas import st_canvas
 
 from playground.figures import code_bars
 from playground.imaging import is_blank, read_image, to_display, to_mnist
-from playground.ui.explore import set_code
+from playground.ui.explore import rerun_if_asked, set_code
 from playground.ui.i18n import t
 from playground.workspace import Workspace
 
@@ -21,6 +21,7 @@ def render(ws: Workspace) -> None:
 
 
 def _panel(ws: Workspace) -> None:
+    rerun_if_asked()
     source, result = st.columns([1, 2])
     with source:
         image = _input_image()
@@ -67,8 +68,8 @@ def _show(ws: Workspace, image) -> None:
     reconstruction = inference.decode(z_mean[None])[0]
     st.session_state["drawn"] = {"digit": digit, "z_mean": z_mean, "z_log_var": z_log_var}
     left, right = st.columns(2)
-    left.image(to_display(digit, 6), caption=t("draw.input_caption"))
-    right.image(to_display(reconstruction, 6), caption=t("draw.reconstruction_caption"))
+    left.image(to_display(digit, 6), caption=t("draw.input_caption"), output_format="PNG", width=168)
+    right.image(to_display(reconstruction, 6), caption=t("draw.reconstruction_caption"), output_format="PNG", width=168)
     z_std = np.exp(0.5 * z_log_var)
     st.plotly_chart(code_bars(z_mean, z_std, {"mean": t("draw.code_axis")}), key="drawn_code",
                     config={"displayModeBar": False})  # fmt: skip

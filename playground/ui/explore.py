@@ -12,7 +12,13 @@ from playground.workspace import Workspace
 
 SPAN = 4.0  # sliders reach four standard deviations of the prior
 SLIDER_COLUMNS = 4
-EXPLORE_FRAGMENT = "explore"
+RERUN_APP = "rerun_app"
+
+
+def rerun_if_asked() -> None:
+    """Called first in a fragment whose callbacks change other fragments' widgets."""
+    if st.session_state.pop(RERUN_APP, False):
+        st.rerun(scope="app")
 
 
 def code_key(dim: int) -> str:
@@ -27,11 +33,11 @@ def set_code(code: np.ndarray) -> None:
     """Move the sliders to ``code`` (a widget callback: runs before the sliders are drawn)."""
     for dim, value in enumerate(np.clip(np.asarray(code, dtype=float), -SPAN, SPAN)):
         st.session_state[code_key(dim)] = round(float(value), 2)
-    st.session_state["code_note"] = True
+    st.session_state[RERUN_APP] = True  # the sliders live in another fragment: redraw the page
 
 
 def render(ws: Workspace) -> None:
-    st.fragment(_sliders, key=EXPLORE_FRAGMENT)(ws)
+    st.fragment(_sliders)(ws)
     st.divider()
     grid, strip = st.columns(2)
     with grid:
@@ -58,7 +64,7 @@ def _sliders(ws: Workspace) -> None:
             columns[position % len(columns)].slider(code_key(dim), -SPAN, SPAN, step=0.05, key=code_key(dim))
     code = current_code(latent_dim)
     image = ws.refresh().decode(code[None])[0]
-    image_column.image(to_display(image, 8), caption=t("explore.caption"))
+    image_column.image(to_display(image, 8), caption=t("explore.caption"), output_format="PNG")
 
 
 def _random(latent_dim: int) -> None:
@@ -80,7 +86,11 @@ def _manifold(ws: Workspace) -> None:
     span = st.slider(t("explore.grid_span"), 0.5, SPAN, 2.0, step=0.25, key="grid_span")
     codes = grid_codes(current_code(latent_dim), dims, steps, span)
     images = ws.refresh().decode(codes)
-    st.image(to_display(tile(images, steps, gap=0), 2), caption=t("explore.grid_caption", x=dims[0], y=dims[1]))
+    st.image(
+        to_display(tile(images, steps, gap=0), 2),
+        caption=t("explore.grid_caption", x=dims[0], y=dims[1]),
+        output_format="PNG",
+    )
 
 
 def _interpolation(ws: Workspace) -> None:
@@ -103,4 +113,4 @@ def _interpolation(ws: Workspace) -> None:
         start, end = inference.encode(ws.dataset.x_test[[a, b]])[0]
     steps = st.slider(t("explore.strip_steps"), 3, 15, 9, key="strip_steps")
     images = inference.decode(interpolate(start, end, steps))
-    st.image(to_display(tile(images, steps, gap=0), 3), caption=t("explore.strip_caption"))
+    st.image(to_display(tile(images, steps, gap=0), 3), caption=t("explore.strip_caption"), output_format="PNG")

@@ -6,12 +6,12 @@ import streamlit as st
 
 from playground.figures import latent_map
 from playground.latent import project_2d
-from playground.ui.explore import set_code
+from playground.ui.explore import rerun_if_asked, set_code
 from playground.ui.i18n import t
 from playground.workspace import Workspace
 
-REFRESH_SECONDS = 2.0  # while training; the map costs more than the loss chart
-MAX_POINTS = 5000  # test digits shown: enough to see the clusters, light enough to refresh
+REFRESH_SECONDS = 5.0  # while training; redrawing the map costs the browser more than the loss chart
+MAX_POINTS = 2000  # test digits shown: enough to see the clusters, light enough to redraw
 
 
 def render(ws: Workspace) -> None:
@@ -32,6 +32,7 @@ def _codes(ws: Workspace):
 
 
 def _panel(ws: Workspace) -> None:
+    rerun_if_asked()
     if ws.closed:
         return
     cached = _codes(ws)

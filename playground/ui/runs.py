@@ -62,7 +62,7 @@ def _grids(ws: Workspace, runs: list[RunInfo]) -> None:
         with column:
             st.caption(run.name)
             try:
-                st.image(_grid_image(run))
+                st.image(_grid_image(run), output_format="PNG")
             except ValueError as error:
                 st.warning(t("runs.unreadable", name=run.name, detail=error))
                 continue

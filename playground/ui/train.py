@@ -11,12 +11,22 @@ from playground.latent import order_by_kl
 from playground.ui.i18n import t
 from playground.workspace import Status, Workspace
 
-POLL_SECONDS = 0.4  # the chart grows at least twice a second
+# While training, two fragments poll the worker: the progress bar and the loss curves
+# at least twice a second, the reconstructions and KL bars every two seconds. Each
+# redraw of a chart costs the browser tens of milliseconds; keeping the fast one
+# small keeps the sliders and the canvas responsive during training.
+POLL_SECONDS = 0.45
+SLOW_POLL_SECONDS = 2.0
 
 
 def render(ws: Workspace) -> None:
     _controls(ws)
-    st.fragment(run_every=POLL_SECONDS if ws.training else None)(_live)(ws)
+    live = ws.training
+    chart, side = st.columns([3, 2])
+    with chart:
+        st.fragment(run_every=POLL_SECONDS if live else None)(_live)(ws)
+    with side:
+        st.fragment(run_every=SLOW_POLL_SECONDS if live else None)(_snapshots)(ws)
 
 
 def _controls(ws: Workspace) -> None:
@@ -39,6 +49,12 @@ def _start(ws: Workspace) -> None:
     st.session_state["was_active"] = True
 
 
+def chart_config(ws: Workspace) -> dict:
+    """Static charts while training: redrawn twice a second, hover layers would cost the browser
+    more than the sliders and the canvas can spare; zoom and hover return when training stops."""
+    return {"displayModeBar": False, "staticPlot": ws.training}
+
+
 def _live(ws: Workspace) -> None:
     if ws.closed:
         return
@@ -47,12 +63,15 @@ def _live(ws: Workspace) -> None:
         st.session_state["was_active"] = False
         st.rerun(scope="app")  # training ended: stop polling and refresh the other panels
     _progress(status)
-    chart, side = st.columns([3, 2])
-    with chart:
-        _loss_chart(ws)
-    with side:
-        _reconstructions(ws)
-        _kl_chart(ws)
+    _loss_chart(ws)
+
+
+def _snapshots(ws: Workspace) -> None:
+    """What the model makes of some test digits now, and how much each latent dimension is used."""
+    if ws.closed:
+        return
+    _reconstructions(ws)
+    _kl_chart(ws)
 
 
 def _progress(status: Status) -> None:
@@ -81,7 +100,7 @@ def _loss_chart(ws: Workspace) -> None:
     text.update({f"val_{name}": t(f"chart.val_{name}") for name in names})
     text.update(step=t("chart.step"), loss_axis=t("chart.loss_axis"), kl_axis=t("chart.kl_axis"))
     figure = loss_figure(history.columns("train"), history.columns("val"), text)
-    st.plotly_chart(figure, key="loss_chart", config={"displayModeBar": False})
+    st.plotly_chart(figure, key="loss_chart", config=chart_config(ws))
 
 
 def _reconstructions(ws: Workspace) -> None:
@@ -91,7 +110,7 @@ def _reconstructions(ws: Workspace) -> None:
     originals = ws.dataset.x_test[picks]
     reconstructed = ws.refresh().reconstruct(originals)
     sheet = tile(np.concatenate([originals, reconstructed]), columns=len(picks))
-    st.image(to_display(sheet, 3), caption=t("train.grid_caption"), width="stretch")
+    st.image(to_display(sheet, 3), caption=t("train.grid_caption"), width="stretch", output_format="PNG")
 
 
 def _kl_chart(ws: Workspace) -> None:
@@ -102,4 +121,4 @@ def _kl_chart(ws: Workspace) -> None:
     st.markdown(f"**{t('kl.title')}**", help=t("kl.used", used=used, total=len(kl), threshold=COLLAPSED_KL))
     st.caption(t("kl.summary", used=used, total=len(kl)))
     order = order_by_kl(kl, len(kl)) if st.session_state.get("order_by_kl") else list(range(len(kl)))
-    st.plotly_chart(kl_bars(kl, order, {"kl": t("kl.axis")}), key="kl_chart", config={"displayModeBar": False})
+    st.plotly_chart(kl_bars(kl, order, {"kl": t("kl.axis")}), key="kl_chart", config=chart_config(ws))

@@ -1,0 +1,132 @@
+"""Helpers for the real-browser tests: a `streamlit run app.py` server and Debian's Chromium."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+# Chromium here may reach no outside host: no background networking, no sync, no GPU.
+CHROMIUM_ARGS = [
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+REQUIRE_ENV = "PLAYGROUND_REQUIRE_BROWSER"  # set by .ci/run: a missing browser fails instead of skipping
+
+
+def require_chromium() -> None:
+    if Path(CHROMIUM).exists():
+        return
+    message = f"{CHROMIUM} is missing: apt-get install chromium (the browser tests need Debian's Chromium)"
+    if os.environ.get(REQUIRE_ENV):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """`streamlit run app.py` on a free port, with its own runs folder and the bundled data."""
+
+    def __init__(self, runs_dir: Path, **env: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = ARTIFACTS / f"server-{self.port}.log"
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        environment = {
+            **os.environ,
+            "PLAYGROUND_SOURCE": "bundled",
+            "PLAYGROUND_RUNS_DIR": str(runs_dir),
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+            **env,
+        }
+        command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(self.port),
+                   "--server.headless", "true", "--server.address", "127.0.0.1"]  # fmt: skip
+        self.log = self.log_path.open("w")
+        self.process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=self.log, stderr=subprocess.STDOUT)
+        self._wait_healthy()
+
+    def _wait_healthy(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"streamlit exited: see {self.log_path}")
+            with contextlib.suppress(OSError), urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+            time.sleep(0.3)
+        raise RuntimeError(f"streamlit did not start in {timeout} s: see {self.log_path}")
+
+    def threads(self) -> int:
+        """Threads of the server process now."""
+        return len(list(Path(f"/proc/{self.process.pid}/task").iterdir()))
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
+
+
+def launch_chromium(playwright):
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+# JavaScript run in the page.
+POINTS_JS = """() => {
+  const plot = Array.from(document.querySelectorAll('.js-plotly-plot'))
+    .find(p => (p._fullData || []).some(d => d.name === 'loss'));
+  if (!plot) return 0;
+  const trace = plot._fullData.find(d => d.name === 'loss');
+  return trace && trace._length ? trace._length : (trace && trace.x ? trace.x.length : 0);
+}"""
+
+WATCH_IMAGE_JS = """([caption]) => {
+  // Resolve window.__imageChanged with the time the image captioned `caption` gets a new source.
+  const find = () => Array.from(document.querySelectorAll('[data-testid="stImage"]'))
+    .find(el => el.innerText.includes(caption));
+  const initial = find() ? find().querySelector('img').src : null;
+  window.__imageChanged = null;
+  const observer = new MutationObserver(() => {
+    const el = find();
+    const img = el && el.querySelector('img');
+    if (!img || img.src === initial) return;
+    observer.disconnect();
+    const done = () => { window.__imageChanged = performance.now(); };
+    if (img.complete && img.naturalWidth > 0) done(); else img.addEventListener('load', done, {once: true});
+  });
+  observer.observe(document.body, {subtree: true, childList: true, attributes: true, attributeFilter: ['src']});
+  return initial;
+}"""
+
+
+def copy_screenshot(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)

@@ -1,0 +1,172 @@
+"""The real page in Debian's Chromium: train, watch the chart grow, draw, steer the decoder, stop.
+
+Also measures what users feel: slider-to-image latency (median of repeated moves)
+and stroke-to-reconstruction time, written to tests/artifacts/latency.json.
+Screenshots of a failing test go to tests/artifacts/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+
+import pytest
+
+from tests.browser import (
+    ARTIFACTS,
+    POINTS_JS,
+    ROOT,
+    WATCH_IMAGE_JS,
+    Server,
+    copy_screenshot,
+    launch_chromium,
+    require_chromium,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+SCREENSHOT_ENV = "PLAYGROUND_UPDATE_SCREENSHOT"  # set to refresh assets/screenshot.png from this test
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    require_chromium()
+    running = Server(tmp_path_factory.mktemp("runs"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        tab = browser.new_page(viewport={"width": 1440, "height": 1800})
+        tab.goto(server.url)
+        tab.get_by_role("button", name="Start training").wait_for(timeout=90_000)
+        yield tab
+        browser.close()
+
+
+@pytest.fixture(autouse=True)
+def screenshot_on_failure(request, page):
+    yield
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"))
+
+
+def wait_for(condition, timeout: float, message: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(message)
+
+
+def points(page) -> int:
+    return page.evaluate(POINTS_JS)
+
+
+def record_latency(name: str, values: list[float]) -> None:
+    path = ARTIFACTS / "latency.json"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data[name] = {"median_ms": statistics.median(values), "max_ms": max(values), "samples": len(values)}
+    path.write_text(json.dumps(data, indent=2))
+    print(f"{name}: median {statistics.median(values):.0f} ms over {len(values)} samples")
+
+
+def set_number(page, label: str, value: int) -> None:
+    field = page.get_by_label(label, exact=True)
+    field.fill(str(value))
+    field.press("Enter")
+    time.sleep(0.5)
+
+
+def test_1_page_loads_without_an_exception(page):
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert page.get_by_role("heading", name="VAE Playground").count() == 1
+    assert page.get_by_label("Latent size", exact=True).input_value() == "8"
+    assert page.get_by_label("Intermediate size", exact=True).input_value() == "256"
+
+
+def test_2_start_training_makes_the_loss_chart_grow(page):
+    set_number(page, "Epochs", 1000)  # long enough to watch, stopped by test 5
+    page.get_by_role("button", name="Start training").click()
+    wait_for(lambda: points(page) > 0, 60, "the loss chart never appeared")
+    changes, last, started = 0, points(page), time.monotonic()
+    while time.monotonic() - started < 4.0:
+        now = points(page)
+        if now != last:
+            changes, last = changes + 1, now
+        time.sleep(0.05)
+    assert changes / 4.0 >= 2.0, f"the chart grew {changes} times in 4 s"
+
+
+def test_3_a_drawn_stroke_shows_its_reconstruction_within_a_second(page):
+    page.get_by_role("tab", name="Draw").click()
+    canvas = page.locator("canvas.upper-canvas").first
+    canvas.wait_for(timeout=30_000)
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + 150, box["y"] + 45)
+    page.mouse.down()
+    for step in range(24):
+        page.mouse.move(box["x"] + 150 - step * 0.8, box["y"] + 45 + step * 8)
+    started = page.evaluate("() => performance.now()")
+    page.evaluate(WATCH_IMAGE_JS, ["The model's reconstruction"])
+    page.mouse.up()
+    changed = wait_for(lambda: page.evaluate("() => window.__imageChanged"), 10, "no reconstruction appeared")
+    record_latency("stroke_to_reconstruction", [changed - started])
+    assert changed - started < 1000
+    assert page.locator('[data-testid="stImage"]').filter(has_text="Your digit").count() == 1
+
+
+def slider_latencies(page, moves: int = 16) -> list[float]:
+    """Milliseconds from a key press on the z0 slider to the new decoded image shown, per move."""
+    page.get_by_role("tab", name="Explore").click()
+    thumb = page.get_by_role("slider", name="z0")
+    thumb.wait_for(timeout=30_000)
+    thumb.focus()
+    latencies = []
+    for move in range(moves):
+        page.evaluate(WATCH_IMAGE_JS, ["The decoder's output"])
+        started = page.evaluate("() => performance.now()")
+        thumb.press("ArrowRight" if move % 2 == 0 else "ArrowLeft")
+        changed = wait_for(lambda: page.evaluate("() => window.__imageChanged"), 10, "the decoded image did not change")
+        latencies.append(changed - started)
+        time.sleep(0.15)
+    return latencies
+
+
+def test_4_moving_z0_changes_the_decoded_image_fast_while_training(page):
+    latencies = slider_latencies(page)
+    record_latency("slider_to_image_while_training", latencies)
+    assert statistics.median(latencies) < 250
+
+
+def test_5_stop_training_stops_the_chart(page):
+    page.get_by_role("button", name="Stop training").click()
+    wait_for(lambda: page.get_by_role("button", name="Start training").is_enabled(), 10, "training did not stop")
+    time.sleep(1.0)
+    settled = points(page)
+    time.sleep(2.0)
+    assert points(page) == settled
+    assert page.locator('[data-testid="stException"]').count() == 0
+    shot = ARTIFACTS / "app.png"
+    page.get_by_role("tab", name="Draw").click()
+    time.sleep(1.0)
+    page.screenshot(path=str(shot), clip={"x": 0, "y": 0, "width": 1440, "height": 1250})
+    if os.environ.get(SCREENSHOT_ENV):
+        copy_screenshot(shot, ROOT / "assets" / "screenshot.png")
+
+
+def test_6_slider_latency_when_idle(page):
+    latencies = slider_latencies(page)
+    record_latency("slider_to_image_idle", latencies)
+    assert statistics.median(latencies) < 250
