@@ -14,13 +14,16 @@ import threading
 import time
 from collections.abc import Callable
 
-from playground.training import RunResult, Trainer
+from playground.config import Settings
+from playground.training import RunResult, Trainer, TrainingData
 
 MAX_WORKERS_ENV = "PLAYGROUND_MAX_WORKERS"
 # A training saturates about one core, and the web server needs some CPU too.
 DEFAULT_MAX_WORKERS = max(1, (os.cpu_count() or 2) // 2)
-# An owner that stays disconnected this long is gone (a reload reconnects sooner).
-ABANDON_SECONDS = 20.0
+# Idle trainers kept for reuse: each new trainer costs TensorFlow memory it never gives back.
+MAX_IDLE_TRAINERS = 4
+# An owner that stays disconnected this long is gone (a reconnecting tab is back sooner).
+ABANDON_SECONDS = float(os.environ.get("PLAYGROUND_ABANDON_SECONDS", "20"))
 
 
 def max_workers_from_env() -> int:
@@ -45,6 +48,31 @@ class Supervisor:
         self._last_seen: dict[str, float] = {}
         self._janitor: threading.Thread | None = None
         self._janitor_stop = threading.Event()
+        self._idle: list[Trainer] = []
+
+    # trainers
+
+    def trainer(self, settings: Settings, data: TrainingData) -> Trainer:
+        """A trainer for ``settings`` on ``data``: a recycled one of the same sizes and seed if any.
+
+        TensorFlow keeps some memory of every compiled function it has run
+        (tensorflow/tensorflow#62854); recycling trainers keeps a busy server's
+        memory flat as sessions come and go.
+        """
+        with self._condition:
+            match = next((t for t in self._idle if _reusable(t, settings, data)), None)
+            if match is not None:
+                self._idle.remove(match)
+        if match is None:
+            return Trainer(settings, data)
+        match.renew(settings)
+        return match
+
+    def recycle(self, trainer: Trainer) -> None:
+        """Keep a trainer that is no longer used (and not training) for a later ``trainer`` call."""
+        with self._condition:
+            if trainer not in self._idle and len(self._idle) < MAX_IDLE_TRAINERS:
+                self._idle.append(trainer)
 
     # slots
 
@@ -123,6 +151,11 @@ class Supervisor:
     def _janitor_loop(self, is_alive: Callable[[str], bool], interval: float) -> None:
         while not self._janitor_stop.wait(interval):
             self.sweep(is_alive)
+
+
+def _reusable(trainer: Trainer, settings: Settings, data: TrainingData) -> bool:
+    same_model = trainer.settings.architecture() == settings.architecture() and trainer.settings.seed == settings.seed
+    return same_model and trainer.x_train is data.x_train
 
 
 class TrainingJob:

@@ -9,6 +9,7 @@ about ``SECONDS_PER_CALL``, which bounds both the update rate and the stop laten
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
@@ -38,7 +39,7 @@ FIRST_CALL_SPEED = 80.0  # steps/s assumed until measured: the first call compil
 MIN_CALL_STEPS = 8  # a call slowed by a busy machine must not shrink the next ones to a step each
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: one per loaded dataset
 class TrainingData:
     """A dataset's images as flat tensors in device memory, shareable by many trainers."""
 
@@ -210,16 +211,36 @@ class Trainer:
         self._lock = threading.Lock()  # guards the published weights
         self._weights_version = 0
         self._published_at = 0.0
+        self._build()
         self.reset()
 
-    def reset(self) -> None:
-        """A fresh model and optimizer (same settings, same seed) and an empty history."""
+    def _build(self) -> None:
+        """The model, the optimizer and the variables the compiled steps read, made once.
+
+        Compiled functions are never rebuilt: TensorFlow keeps some memory of every
+        function it has run (tensorflow/tensorflow#62854), so a long-lived server must
+        not make new ones for a reset or for new rates. Rates and weights are variables.
+        """
         self.model = build_vae(self.settings)
         self.optimizer = keras.optimizers.Adam(learning_rate=self.settings.learning_rate)
         self.optimizer.build(self.model.trainable_variables)
         self._noise_step = tf.Variable(0.0, trainable=False)  # float: see _noise
+        self._kl_weight = tf.Variable(0.0, trainable=False)
+        self._warmup_steps = tf.Variable(0.0, trainable=False)
+        self._steps_before = tf.Variable(0.0, trainable=False)  # steps a loaded model had already taken
         # The state before the current call, copied in-graph: restored if the loss diverges.
         self._backup = [tf.Variable(v, trainable=False) for v in self._state_variables()]
+        self._train_calls: dict[tuple[str, str], tf.types.experimental.PolymorphicFunction] = {}
+        # One forward pass gains nothing from XLA and pays ~1 ms a launch; keep it a graph.
+        self._evaluate_calls: dict[str, tf.types.experimental.PolymorphicFunction] = {}
+        self._train_call = self._train_function("xla" if self.jit_compile is True else "graph")
+
+    def reset(self) -> None:
+        """New initial weights (same seed), a fresh optimizer and an empty history, in place."""
+        self.model.set_weights(build_vae(self.settings).get_weights())
+        for variable in (*self.optimizer.variables, self._noise_step, self._steps_before):
+            variable.assign(tf.zeros_like(variable))
+        self._take_rates(self.settings)
         self._rng = np.random.default_rng(self.settings.seed)
         self._step_offset = 0  # steps a loaded model had taken before this optimizer
         self.epoch = 0  # epochs completed
@@ -229,8 +250,21 @@ class Trainer:
         self._last_val: Record | None = None
         self._train_seconds = 0.0
         self.history.clear()
-        self._compile()
         self._publish(force=True)
+
+    def _take_rates(self, settings: Settings) -> None:
+        self.optimizer.learning_rate.assign(settings.learning_rate)
+        self._kl_weight.assign(settings.kl_weight)
+        self._warmup_steps.assign(float(settings.kl_warmup_steps))
+        self.model.kl_weight = settings.kl_weight
+
+    def renew(self, settings: Settings) -> None:
+        """Start over with ``settings`` of the same sizes and seed, keeping the compiled functions."""
+        if settings.architecture() != self.settings.architecture() or settings.seed != self.settings.seed:
+            raise ValueError("A trainer can be renewed only for the same sizes and seed.")
+        self.settings = settings
+        self.control.reset()
+        self.reset()
 
     def adopt(self, weights: list[np.ndarray], history: History | None = None) -> None:
         """Continue from saved weights (and their history) with a fresh optimizer."""
@@ -242,7 +276,7 @@ class Trainer:
                 self.history.append(record)
             self.epoch = max(r.epoch for r in records if r.split == "val") if history.records("val") else 0
             self._step_offset = max(r.step for r in records)
-            self._compile()  # the KL warm-up counts from the offset
+            self._steps_before.assign(float(self._step_offset))  # the KL warm-up counts on
         self._publish(force=True)
 
     def apply(self, settings: Settings) -> None:
@@ -252,10 +286,8 @@ class Trainer:
         if settings.batch_size != self.settings.batch_size:
             self._plan = None  # the epoch in progress starts again with the new batches
         self.settings = settings
-        self.model.kl_weight = settings.kl_weight
-        self.optimizer.learning_rate.assign(settings.learning_rate)
+        self._take_rates(settings)
         self._target_epoch = min(self._target_epoch, self.epoch)
-        self._compile()
 
     def compiler_for_run(self) -> str:
         """ "xla" or "graph" for the run about to start (see JIT_COMPILE)."""
@@ -267,7 +299,7 @@ class Trainer:
     @property
     def compiler(self) -> str:
         """The compiler of the current (or last) run."""
-        return "xla" if self._train_call is self._train_calls["xla"] else "graph"
+        return "xla" if self._train_call is self._train_calls.get(("xla", self.settings.loss)) else "graph"
 
     @property
     def target_epoch(self) -> int:
@@ -307,13 +339,20 @@ class Trainer:
     def _state_variables(self) -> list:
         return [*self.model.variables, *self.optimizer.variables, self._noise_step]
 
-    def _compile(self) -> None:
-        self._train_calls = {
-            compiler: tf.function(self._train_steps, jit_compile=compiler == "xla") for compiler in ("xla", "graph")
-        }
-        self._train_call = self._train_calls["xla" if self.jit_compile is True else "graph"]
-        # One forward pass gains nothing from XLA and pays ~1 ms a launch; keep it a graph.
-        self._evaluate_call = tf.function(self._evaluate, jit_compile=False)
+    def _train_function(self, compiler: str):
+        """The compiled training loop for ``compiler`` and the current loss, made on first use."""
+        key = (compiler, self.settings.loss)
+        if key not in self._train_calls:
+            steps = functools.partial(self._train_steps, loss_kind=self.settings.loss)
+            self._train_calls[key] = tf.function(steps, jit_compile=compiler == "xla")
+        return self._train_calls[key]
+
+    def _evaluate_function(self):
+        loss_kind = self.settings.loss
+        if loss_kind not in self._evaluate_calls:
+            evaluate = functools.partial(self._evaluate, loss_kind=loss_kind)
+            self._evaluate_calls[loss_kind] = tf.function(evaluate, jit_compile=False)
+        return self._evaluate_calls[loss_kind]
 
     def _noise(self, batch_size):
         """eps ~ N(0, I) [B, L] for the next step, a function of (seed, step) alone.
@@ -327,26 +366,24 @@ class Trainer:
         return tf.random.stateless_normal([batch_size, self.settings.latent_dim], seed=seed)
 
     def _kl_weight_now(self):
-        """The KL weight for the next step, ramped up linearly during a warm-up."""
-        weight = tf.constant(self.settings.kl_weight, tf.float32)
-        if self.settings.kl_warmup_steps == 0:
-            return weight
-        done = tf.cast(self.optimizer.iterations + 1 + self._step_offset, tf.float32)
-        return weight * tf.minimum(1.0, done / float(self.settings.kl_warmup_steps))
+        """The KL weight for the next step, ramped up linearly during a warm-up (0 steps: none)."""
+        done = tf.cast(self.optimizer.iterations + 1, tf.float32) + self._steps_before
+        ramp = tf.minimum(1.0, done / tf.maximum(self._warmup_steps, 1.0))
+        return self._kl_weight * tf.where(self._warmup_steps > 0, ramp, 1.0)
 
-    def _losses(self, images, mask):
+    def _losses(self, images, mask, loss_kind: str):
         """Means over the real rows (``mask`` [B] is 1 for them) of (loss, reconstruction, KL),
         and the KL per latent dimension [L]."""
         output = self.model.forward(images, epsilon=self._noise(tf.shape(images)[0]))
         kl = kl_per_dimension(output.z_mean, output.z_log_var)  # [B, L]
-        terms = loss_terms(self.settings.loss, images, output.reconstruction, kl)
+        terms = loss_terms(loss_kind, images, output.reconstruction, kl)
         count = tf.reduce_sum(mask)
         reconstruction = tf.reduce_sum(terms.reconstruction * mask) / count
         kl_mean = tf.reduce_sum(terms.kl * mask) / count
         kl_dims = tf.reduce_sum(kl * mask[:, None], axis=0) / count
         return reconstruction + self._kl_weight_now() * kl_mean, reconstruction, kl_mean, kl_dims
 
-    def _train_steps(self, indices, sizes, start, count):
+    def _train_steps(self, indices, sizes, start, count, loss_kind: str):
         """Run steps ``start`` .. ``start + count`` of an epoch plan (indices [S, B], sizes [S]).
 
         Stops early, before applying it, at the first step whose loss is not finite
@@ -369,7 +406,7 @@ class Trainer:
             images = tf.gather(self.x_train, indices[i])  # [B, 784]
             mask = tf.cast(tf.range(batch_size) < sizes[i], tf.float32)  # [B]
             with tf.GradientTape() as tape:
-                loss, reconstruction, kl, kl_dims = self._losses(images, mask)
+                loss, reconstruction, kl, kl_dims = self._losses(images, mask, loss_kind)
             gradients = tape.gradient(loss, variables)
             if not tf.math.is_finite(loss):
                 diverged = tf.constant(True)
@@ -381,8 +418,8 @@ class Trainer:
         head = tf.stack([sums[0], sums[1], sums[2], tf.cast(steps, tf.float32), tf.cast(diverged, tf.float32)])
         return tf.concat([head, sums[3]], axis=0)
 
-    def _evaluate(self, images):
-        loss, reconstruction, kl, _ = self._losses(images, tf.ones([tf.shape(images)[0]]))
+    def _evaluate(self, images, loss_kind: str):
+        loss, reconstruction, kl, _ = self._losses(images, tf.ones([tf.shape(images)[0]]), loss_kind)
         return loss, reconstruction, kl
 
     def _new_plan(self) -> _EpochPlan:
@@ -405,7 +442,7 @@ class Trainer:
         self.control.reset()
         if self.epoch >= self._target_epoch:
             self._target_epoch = self.epoch + self.settings.epochs
-        self._train_call = self._train_calls[self.compiler_for_run()]
+        self._train_call = self._train_function(self.compiler_for_run())
         clock = _Clock()
         reason = "finished"
         while self.epoch < self._target_epoch:
@@ -473,7 +510,7 @@ class Trainer:
         self._plan = None
         if not self.validate:
             return
-        loss, reconstruction, kl = (float(v) for v in clock.time(self._evaluate_call, self.x_test))
+        loss, reconstruction, kl = (float(v) for v in clock.time(self._evaluate_function(), self.x_test))
         self._last_val = Record(
             split="val",
             epoch=self.epoch,

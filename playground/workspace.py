@@ -19,7 +19,7 @@ from playground.inference import Inference
 from playground.jobs import Supervisor, TrainingJob
 from playground.models import VariationalAutoEncoder
 from playground.runs import new_run_folder, prune_runs, write_run
-from playground.training import RunResult, Trainer, TrainingData
+from playground.training import RunResult, TrainingData
 
 
 @dataclass(frozen=True)
@@ -73,16 +73,20 @@ class Workspace:
     def rebuild(self, settings: Settings, dataset: Dataset | None = None, data: TrainingData | None = None) -> None:
         """A fresh model for new sizes or data (any training stops first)."""
         self.stop(wait=True)
+        if getattr(self, "trainer", None) is not None:
+            self.supervisor.recycle(self.trainer)
         if dataset is not None:
             self.dataset, self.data = dataset, data
         self.settings = settings
-        self.trainer = Trainer(settings, self.data)
+        self.trainer = self.supervisor.trainer(settings, self.data)
         self.inference = Inference(settings)
         self.run_folder = None
 
     def reset(self) -> None:
-        """Same settings, new random weights, empty history."""
-        self.rebuild(self.settings)
+        """Same settings, new initial weights, a fresh optimizer, an empty history."""
+        self.stop(wait=True)
+        self.trainer.reset()
+        self.run_folder = None
 
     def adopt(self, model: VariationalAutoEncoder, settings: Settings, history: History | None = None,
               run_folder: Path | None = None) -> None:  # fmt: skip
@@ -180,4 +184,6 @@ class Workspace:
         self.closed = True
         self.stop(wait=True)
         self.job = None
+        if self.trainer is not None:
+            self.supervisor.recycle(self.trainer)
         self.trainer = self.inference = None  # type: ignore[assignment]

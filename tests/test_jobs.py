@@ -84,3 +84,79 @@ def test_worker_cap_comes_from_the_environment(monkeypatch):
         max_workers_from_env()
     monkeypatch.delenv(jobs.MAX_WORKERS_ENV)
     assert max_workers_from_env() == jobs.DEFAULT_MAX_WORKERS >= 1
+
+
+def _rss_mb() -> float:
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tiny):
+    from playground.training import TrainingData
+
+    return TrainingData.from_dataset(tiny)  # one per dataset, as the app's cached loader gives
+
+
+def _workspace(tiny, supervisor, data, **changes):
+    from playground.workspace import Workspace
+
+    return Workspace(Settings(**changes), tiny, data, supervisor)
+
+
+def test_closing_a_workspace_stops_its_worker_and_recycles_its_trainer(tiny, tiny_data):
+    supervisor = Supervisor(max_workers=1)
+    workspace = _workspace(tiny, supervisor, tiny_data, epochs=1000)
+    workspace.start()
+    wait_for(lambda: workspace.status().state == "running" and len(workspace.trainer.history) > 0)
+    trainer, job = workspace.trainer, workspace.job
+    workspace.close()
+    assert job.state == "stopped" and not job.active and supervisor.running_count == 0
+    assert workspace.trainer is None and workspace.inference is None
+    newcomer = _workspace(tiny, supervisor, tiny_data, epochs=1000)
+    assert newcomer.trainer is trainer, "the next session with the same sizes reuses it"
+    assert newcomer.trainer.step == 0 and len(newcomer.trainer.history) == 0
+
+
+@pytest.mark.slow
+def test_soak_sessions_coming_and_going_keep_memory_flat(tiny, tiny_data):
+    supervisor = Supervisor(max_workers=1)
+
+    def session() -> None:
+        workspace = _workspace(tiny, supervisor, tiny_data, epochs=1000)
+        workspace.start()
+        wait_for(lambda: len(workspace.trainer.history) > 0)
+        workspace.close()
+
+    for _ in range(3):
+        session()
+    threads, memory = threading.active_count(), _rss_mb()
+    for _ in range(20):
+        session()
+    assert threading.active_count() <= threads
+    assert _rss_mb() - memory < 40, f"memory grew from {memory:.0f} MB to {_rss_mb():.0f} MB"
+
+
+@pytest.mark.slow
+def test_soak_training_and_stopping_repeatedly_keeps_threads_and_memory_flat(tiny, tiny_data):
+    supervisor = Supervisor(max_workers=1)
+    workspace = _workspace(tiny, supervisor, tiny_data, epochs=1000)
+
+    def cycle():
+        workspace.start()
+        wait_for(lambda: len(workspace.trainer.history) > 0 and workspace.status().state == "running")
+        time.sleep(0.2)
+        workspace.stop(wait=True)
+
+    for _ in range(3):  # warm up: compile, allocate
+        cycle()
+    threads, memory = threading.active_count(), _rss_mb()
+    for round_number in range(20):
+        cycle()
+        if round_number % 5 == 4:
+            workspace.reset()  # a fresh model now and then, as users do
+    assert threading.active_count() <= threads
+    assert _rss_mb() - memory < 40, f"memory grew from {memory:.0f} MB to {_rss_mb():.0f} MB"
+    assert supervisor.running_count == 0 and not workspace.training

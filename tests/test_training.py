@@ -22,7 +22,7 @@ def test_one_step_of_each_loss_matches_numpy(tiny, rng):
     for loss_kind in ("guide", "elbo"):
         trainer = Trainer(Settings(loss=loss_kind, latent_dim=8, kl_weight=0.3), tiny)
         trainer._noise = lambda batch_size: tf.constant(epsilon)
-        loss, reconstruction, kl, kl_dims = trainer._losses(tf.constant(images), tf.ones([64]))
+        loss, reconstruction, kl, kl_dims = trainer._losses(tf.constant(images), tf.ones([64]), loss_kind)
         z_mean, z_log_var, output = vae_forward(trainer.model, images, epsilon)
         kl_matrix = gaussian_kl(z_mean, z_log_var)
         if loss_kind == "guide":
@@ -42,9 +42,9 @@ def test_a_masked_partial_batch_counts_only_its_real_rows(tiny):
     trainer = Trainer(Settings(latent_dim=4), tiny)
     images = tf.constant(tiny.x_train[:8].reshape(-1, 784))
     trainer._noise = lambda batch_size: tf.zeros([batch_size, 4])
-    _, reconstruction_5, kl_5, _ = trainer._losses(images[:5], tf.ones([5]))
+    _, reconstruction_5, kl_5, _ = trainer._losses(images[:5], tf.ones([5]), "guide")
     mask = tf.constant([1, 1, 1, 1, 1, 0, 0, 0], tf.float32)
-    _, reconstruction_masked, kl_masked, _ = trainer._losses(images, mask)
+    _, reconstruction_masked, kl_masked, _ = trainer._losses(images, mask, "guide")
     assert float(reconstruction_masked) == pytest.approx(float(reconstruction_5), rel=1e-5)
     assert float(kl_masked) == pytest.approx(float(kl_5), rel=1e-5)
 
@@ -80,8 +80,8 @@ def test_partial_batches_every_epoch_without_retracing(tiny):
     assert trainer.steps_per_epoch == 11  # 700 = 10 x 64 + 60
     result = trainer.run()
     assert result.epochs == 4 and trainer.step == 44
-    assert trainer._train_calls[result.compiler].experimental_get_tracing_count() == 1
-    assert trainer._evaluate_call.experimental_get_tracing_count() == 1
+    assert trainer._train_calls[(result.compiler, "guide")].experimental_get_tracing_count() == 1
+    assert trainer._evaluate_calls["guide"].experimental_get_tracing_count() == 1
     steps = [r.step for r in trainer.history.records("val")]
     assert steps == [11, 22, 33, 44]
 
@@ -177,14 +177,20 @@ def test_stop_while_paused_ends_the_run(tiny):
     assert not thread.is_alive() and outcome["result"].reason == "stopped"
 
 
-def test_reset_builds_a_fresh_model_and_optimizer(tiny):
+def test_reset_gives_fresh_weights_and_optimizer_and_repeats_the_first_run(tiny):
     trainer = Trainer(Settings(epochs=1, seed=3), tiny)
     initial = trainer.model.get_weights()
     trainer.run()
+    first = [r.loss for r in trainer.history.records()]
+    functions = dict(trainer._train_calls)
     trainer.reset()
     assert trainer.step == 0 and trainer.epoch == 0 and len(trainer.history) == 0
+    assert all(not np.any(v.numpy()) for v in trainer.optimizer.variables if "learning_rate" not in v.path)
     for a, b in zip(initial, trainer.model.get_weights()):
         np.testing.assert_array_equal(a, b)
+    trainer.run()
+    np.testing.assert_allclose([r.loss for r in trainer.history.records()], first, rtol=1e-6)
+    assert trainer._train_calls == functions, "a reset reuses the compiled functions"
 
 
 def test_a_diverging_run_stops_and_keeps_finite_weights(tiny):
@@ -218,6 +224,7 @@ def test_apply_changes_rates_without_a_reset_and_refuses_new_sizes(tiny):
     step = trainer.step
     trainer.run()
     assert trainer.step == step + 22
+    assert trainer.history.records()[-1].kl_weight == pytest.approx(0.1)
     with pytest.raises(ValueError, match="needs a reset"):
         trainer.apply(trainer.settings.replace(latent_dim=3))
 
