@@ -64,7 +64,10 @@ def test_a_transparent_background_uses_the_strokes_alpha(digit):
     assert np.corrcoef(to_mnist(rgba).ravel(), digit.ravel())[0, 1] > 0.9
 
 
-@pytest.mark.parametrize("blank", [np.zeros((280, 280, 4), np.uint8), np.full((50, 50), 255, np.uint8), np.ones((9, 9))])
+BLANKS = [np.zeros((280, 280, 4), np.uint8), np.full((50, 50), 255, np.uint8), np.ones((9, 9))]
+
+
+@pytest.mark.parametrize("blank", BLANKS)
 def test_a_blank_image_gives_zeros(blank):
     out = to_mnist(blank)
     assert is_blank(out) and out.shape == (28, 28)
@@ -134,7 +137,8 @@ def png_header_only(width: int, height: int) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    pixels = chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + pixels + chunk(b"IEND", b"")
 
 
 def test_a_small_file_claiming_a_huge_image_is_refused_from_its_header_at_once():
@@ -175,8 +179,12 @@ def test_fuzz_to_mnist_returns_a_valid_input_for_any_image(image):
     assert is_blank(out) or out.max() == pytest.approx(1.0)
 
 
+SMALL_ARRAYS = hnp.arrays(np.float64, st.integers(0, 4).map(lambda n: (2,) * n))  # ranks 0 to 4
+ANYTHING = st.one_of(SMALL_ARRAYS, st.none(), st.text(), st.integers())
+
+
 @settings(max_examples=200, deadline=None)
-@given(st.one_of(hnp.arrays(np.float64, st.integers(0, 4).map(lambda n: (2,) * n)), st.none(), st.text(), st.integers()))
+@given(ANYTHING)
 def test_fuzz_to_mnist_either_works_or_says_why(value):
     try:
         out = to_mnist(value)
