@@ -76,6 +76,14 @@ class Server:
         """Threads of the server process now."""
         return len(list(Path(f"/proc/{self.process.pid}/task").iterdir()))
 
+    def thread_names(self) -> list[str]:
+        """The names of the server's threads, as the kernel knows them."""
+        names = []
+        for task in Path(f"/proc/{self.process.pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                names.append((task / "comm").read_text().strip())
+        return sorted(names)
+
     def cpu_seconds(self) -> float:
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -1,0 +1,125 @@
+"""Several people at once, in real browsers: isolation, the worker cap, a newcomer's wait, cleanup."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.browser import POINTS_JS, Server, launch_chromium, require_chromium
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+ABANDON_SECONDS = 3
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    require_chromium()
+    running = Server(
+        tmp_path_factory.mktemp("runs"),
+        PLAYGROUND_MAX_WORKERS="2",
+        PLAYGROUND_ABANDON_SECONDS=str(ABANDON_SECONDS),
+    )
+    yield running
+    running.stop()
+
+
+def wait_for(condition, timeout: float, message: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(message)
+
+
+def open_page(browser, url: str):
+    context = browser.new_context(viewport={"width": 1400, "height": 1400})
+    page = context.new_page()
+    page.goto(url)
+    page.get_by_role("button", name="Start training").wait_for(timeout=90_000)
+    return context, page
+
+
+def set_number(page, label: str, value: int) -> None:
+    field = page.get_by_label(label, exact=True)
+    field.fill(str(value))
+    field.press("Enter")
+    time.sleep(0.8)
+
+
+def progress_text(page) -> str:
+    return page.locator('[data-testid="stProgress"]').first.inner_text()
+
+
+def test_sessions_are_isolated_capped_fast_for_newcomers_and_cleaned_up(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        first_context, first = open_page(browser, server.url)
+        time.sleep(2)
+
+        # Two people train different models at once.
+        second_context, second = open_page(browser, server.url)
+        set_number(second, "Latent size", 3)
+        for page in (first, second):
+            set_number(page, "Epochs", 1000)
+            page.get_by_role("button", name="Start training").click()
+        for page in (first, second):
+            wait_for(lambda p=page: p.evaluate(POINTS_JS) > 3, 60, "a session's chart did not grow")
+            assert "Training" in progress_text(page)
+        first.get_by_role("tab", name="Explore").click()
+        second.get_by_role("tab", name="Explore").click()
+        assert first.get_by_role("slider", name="z7").count() == 1
+        assert second.get_by_role("slider", name="z3").count() == 0, "the second session has its own 3-D model"
+        assert second.get_by_role("slider", name="z2").count() == 1
+
+        # A newcomer gets a working page quickly while both train.
+        started = time.monotonic()
+        third_context, third = open_page(browser, server.url)
+        ready = time.monotonic() - started
+        print(f"newcomer's page ready in {ready:.1f} s with two sessions training")
+        assert ready < 20
+        assert third.evaluate(POINTS_JS) == 0, "the newcomer sees no one else's curves"
+        third.get_by_role("tab", name="Model").click()
+        third.get_by_text("trainable parameters").first.wait_for(timeout=20_000)
+
+        # A third training is over the cap of two: it is queued, and says so.
+        set_number(third, "Epochs", 1)
+        third.get_by_role("button", name="Start training").click()
+        wait_for(lambda: "Queued" in progress_text(third), 20, "the third training was not queued")
+        third.get_by_text("number 1 in the queue").wait_for(timeout=10_000)
+
+        # Everyone leaves: workers stop, threads go back, the server falls idle.
+        for context in (first_context, second_context, third_context):
+            context.close()
+        browser.close()
+
+    wait_for(lambda: server_is_idle(server), ABANDON_SECONDS + 40, "training went on after its session closed")
+    settled, settled_names = server.threads(), server.thread_names()
+    # Another round of visitors leaves no more threads behind than the first.
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        context, page = open_page(browser, server.url)
+        page.get_by_role("button", name="Start training").click()
+        wait_for(lambda: not server_is_idle(server), 30, "training did not start")
+        context.close()
+        browser.close()
+    wait_for(lambda: server_is_idle(server), ABANDON_SECONDS + 40, "training went on after its session closed")
+    from collections import Counter
+
+    grown = Counter(server.thread_names()) - Counter(settled_names)
+    # The web server's own worker pool (AnyIO, up to 40 threads shared by everyone) may keep
+    # a thread or two it started for the second visitor's requests; a session's threads may not stay.
+    assert server.threads() <= settled + 3, f"threads grew from {settled} to {server.threads()}: {grown}"
+
+
+def server_is_idle(server, seconds: float = 2.0) -> bool:
+    """Under a tenth of a core busy over ``seconds``: nothing trains, nothing polls."""
+    before = server.cpu_seconds()
+    time.sleep(seconds)
+    busy = server.cpu_seconds() - before
+    print(f"server CPU {busy:.2f} s over {seconds:.0f} s")
+    return busy < 0.1 * seconds
