@@ -137,7 +137,7 @@ def latent_map(
                 marker={"symbol": "star", "size": 18, "color": "black"},
             )
         )
-    layout = _layout(520, xaxis={"title": text["x"]}, yaxis={"title": text["y"]}, dragmode="select")
+    layout = _layout(520, xaxis={"title": text["x"]}, yaxis={"title": text["y"]})
     return go.Figure(data=traces, layout=layout)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import time
 from pathlib import Path
 
@@ -220,7 +221,66 @@ def test_every_text_has_both_languages_and_every_key_used_exists():
     assert used - set(table) == set(), "keys used but not translated"
 
 
+def plotly_values(values) -> np.ndarray:
+    """A trace's x or y from a figure's JSON: a list, or Plotly's typed-array {dtype, bdata}."""
+    if isinstance(values, dict):
+        import base64
+
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
+    return np.asarray(values)
+
+
 def png_bytes(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def test_a_link_with_lang_zh_opens_the_page_in_chinese(monkeypatch, tmp_path):
+    monkeypatch.setenv("PLAYGROUND_SOURCE", "bundled")
+    monkeypatch.setenv("PLAYGROUND_RUNS_DIR", str(tmp_path / "runs"))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["lang"] = "zh"
+    at.run()
+    assert "开始训练" in [b.label for b in at.button]
+
+
+def test_runs_are_kept_compared_and_reopened(app):
+    number(app, "Epochs").set_value(1).run()
+    button(app, "Start training").click().run()
+    wait_until_idle(app)
+    button(app, "Reset model").click().run()
+    number(app, "Epochs").set_value(2).run()
+    button(app, "Start training").click().run()
+    wait_until_idle(app)
+    workspace = app.session_state["workspace"]
+    assert sorted(p.name for p in Path(workspace.runs_dir).iterdir()) == ["run-001", "run-002"]
+    chosen = app.multiselect(key="runs_chosen")
+    assert set(chosen.value) == {"run-001", "run-002"}
+    specs = [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
+    overlay = next(s for s in specs if {t.get("name") for t in s["data"]} == {"run-001", "run-002"})
+    assert sorted(len(plotly_values(trace["x"])) for trace in overlay["data"]) == [1, 2], "a point per epoch"
+    assert [b.label for b in app.button if b.label == "Reopen"] == ["Reopen", "Reopen"]
+    reopen_first = next(b for b in app.button if b.key == "reopen_run-001")
+    reopen_first.click().run()
+    assert workspace.trainer.epoch == 1 and len(workspace.trainer.history.records("val")) == 1
+    assert any("Reopened run-001" in s.value for s in app.success)
+    button(app, "Start training").click().run()  # and it trains on from there
+    wait_until_idle(app)
+    assert workspace.trainer.epoch == 2
+
+
+def test_the_code_tab_snippet_rebuilds_and_reloads_the_model_outside_the_app(app, tmp_path):
+    import subprocess
+    import sys
+
+    snippet = next(c.value for c in app.code if "load_vae" in c.value)
+    assert "latent_dim=8, intermediate_dim=256" in snippet
+    save_vae(app.session_state["workspace"].inference.model, tmp_path / "vae-playground.keras")
+    root = Path(APP).parent
+    env = {"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    command = [sys.executable, "-c", snippet]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith("(8, 784)")
+    assert any("class Encoder" in c.value for c in app.code), "the model's source is shown"

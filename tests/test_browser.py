@@ -26,6 +26,9 @@ from tests.browser import (
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
+CODE_JS = """() => Array.from(document.querySelectorAll('[data-testid="stSlider"]'))
+  .filter(el => /^z\\d+$/.test(el.querySelector('[data-testid="stWidgetLabel"]').innerText.trim()))
+  .map(el => parseFloat(el.querySelector('[data-testid="stSliderThumbValue"]').innerText))"""
 SCREENSHOT_ENV = "PLAYGROUND_UPDATE_SCREENSHOT"  # set to refresh assets/screenshot.png from this test
 
 
@@ -170,3 +173,18 @@ def test_6_slider_latency_when_idle(page):
     latencies = slider_latencies(page)
     record_latency("slider_to_image_idle", latencies)
     assert statistics.median(latencies) < 250
+
+
+def test_7_clicking_a_digit_on_the_latent_map_loads_its_code_into_the_explorer(page):
+    page.get_by_role("tab", name="Latent map").click()
+    chart = page.locator(".js-plotly-plot").filter(has_text="principal component")
+    points = chart.locator(".scatterlayer .trace .points path")
+    points.first.wait_for(timeout=30_000)
+    assert points.count() == 500  # every test digit of the bundled sample
+    box = points.nth(123).bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.get_by_text("into the explorer").first.wait_for(timeout=10_000)  # the toast
+    page.get_by_role("tab", name="Explore").click()
+    values = wait_for(lambda: page.evaluate(CODE_JS), 10, "no slider values")
+    assert len(values) == 8
+    assert max(abs(v) for v in values) > 0.2, f"the sliders did not move to the digit's code: {values}"

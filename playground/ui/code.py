@@ -24,6 +24,7 @@ def snippet(ws: Workspace) -> str:
     """Python that rebuilds (and reloads) the current model with the playground package."""
     s = ws.settings
     return f"""from playground.config import Settings
+from playground.data import load_dataset
 from playground.models import build_vae, load_vae
 
 # The same architecture, freshly initialised (seed {s.seed}):
@@ -32,8 +33,10 @@ model = build_vae(Settings(latent_dim={s.latent_dim}, intermediate_dim={s.interm
 
 # The trained weights, from the file the Model tab downloads:
 model = load_vae("vae-playground.keras")
-z_mean, z_log_var, z = model.encoder(images.reshape(-1, 784))  # images: [N, 28, 28] in [0, 1]
-digits = model.decoder(z_mean)                                 # [N, 784]
+images = load_dataset("{s.dataset}", "auto").x_test[:8].reshape(-1, 784)  # [8, 784] in [0, 1]
+z_mean, z_log_var, z = model.encoder(images)                        # each [8, {s.latent_dim}]
+digits = model.decoder(z_mean)                                      # [8, 784]
+print(digits.shape)
 """
 
 

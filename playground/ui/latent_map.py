@@ -7,6 +7,7 @@ import streamlit as st
 from playground.figures import latent_map
 from playground.latent import project_2d
 from playground.ui.explore import rerun_if_asked, set_code
+from playground.ui.feedback import flash
 from playground.ui.i18n import t
 from playground.workspace import Workspace
 
@@ -67,4 +68,4 @@ def _on_select() -> None:
         return
     set_code(cached["z_mean"][int(index)])
     st.session_state["map_picked"] = int(index)
-    st.toast(t("map.picked", label=int(cached["labels"][int(index)])))
+    flash("info", t("map.picked", label=int(cached["labels"][int(index)])))

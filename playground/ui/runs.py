@@ -31,8 +31,9 @@ def _panel(ws: Workspace) -> None:
         return
     by_name = {run.name: run for run in runs}
     st.caption(t("runs.where", count=len(runs)))
-    chosen = st.multiselect(t("runs.pick"), list(by_name), default=list(by_name)[:3],
-                            format_func=lambda name: by_name[name].label(), key="runs_chosen")  # fmt: skip
+    _select_new_runs(list(by_name))
+    chosen = st.multiselect(t("runs.pick"), list(by_name), format_func=lambda name: by_name[name].label(),
+                            key="runs_chosen")  # fmt: skip
     if not chosen:
         return
     curves = {}
@@ -45,6 +46,15 @@ def _panel(ws: Workspace) -> None:
         figure = runs_figure(curves, {"epoch": t("runs.epoch"), "loss": t("runs.loss")})
         st.plotly_chart(figure, key="runs_chart", config={"displayModeBar": False})
     _grids(ws, [by_name[name] for name in chosen])
+
+
+def _select_new_runs(names: list[str]) -> None:
+    """Runs that appeared since the last look join the comparison; deleted ones leave it."""
+    known = st.session_state.setdefault("runs_known", set())
+    chosen = [name for name in st.session_state.get("runs_chosen", []) if name in names]
+    fresh = [name for name in names if name not in known]
+    st.session_state["runs_chosen"] = (fresh + chosen)[:4]
+    known.update(names)
 
 
 def _curve(run: RunInfo) -> dict[str, np.ndarray]:

@@ -39,8 +39,11 @@ def _settings_from_widgets() -> Settings:
 def render(ws: Workspace) -> None:
     if WIDGETS["latent_dim"] not in st.session_state:
         set_widgets(ws.settings)
+        if st.query_params.get("lang") in LANGUAGES:  # a shared link can open the page in Chinese: ?lang=zh
+            st.session_state["lang"] = st.query_params["lang"]
     with st.sidebar:
-        st.radio("Language / 语言", list(LANGUAGES), format_func=LANGUAGES.get, key="lang", horizontal=True)
+        st.radio("Language / 语言", list(LANGUAGES), format_func=LANGUAGES.get, key="lang", horizontal=True,
+                 on_change=_remember_language)  # fmt: skip
         st.header(t("settings.title"))
         _dataset(ws)
         _presets()
@@ -51,6 +54,10 @@ def render(ws: Workspace) -> None:
             st.error(t("settings.invalid", detail=error))
             return
         _reconcile(ws, desired)
+
+
+def _remember_language() -> None:
+    st.query_params["lang"] = st.session_state["lang"]
 
 
 def _dataset(ws: Workspace) -> None:
