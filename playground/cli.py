@@ -54,8 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="compare the guide's loops, Keras fit() and this trainer")
     bench.add_argument("--dataset", choices=DATASETS, default="mnist")
     bench.add_argument("--source", default="auto", help="data source (default: auto)")
-    bench.add_argument("--epochs", type=int, default=30, help="epochs for fit() and the trainer (default: 30)")
-    bench.add_argument("--eager-steps", type=int, default=100, help="timed steps of the eager loop (default: 100)")
+    bench.add_argument("--epochs", type=int, default=30, help="epochs a run for fit() and the trainer (default: 30)")
+    bench.add_argument("--eager-steps", type=int, default=60, help="timed steps of the eager loop (default: 60)")
+    bench.add_argument("--repeats", type=int, default=5, help="timed runs of each method (default: 5)")
     bench.add_argument("--json", action="store_true", help="print the results as JSON")
     return parser
 
@@ -167,6 +168,6 @@ def _tensorboard_writer(logdir: Path):
 def _bench(args: argparse.Namespace) -> int:
     from playground.bench import format_table, run_benchmark
 
-    report = run_benchmark(args.dataset, args.source, epochs=args.epochs, eager_steps=args.eager_steps)
+    report = run_benchmark(args.dataset, args.source, args.epochs, args.eager_steps, args.repeats)
     print(json.dumps(report, indent=2) if args.json else format_table(report))
     return 0

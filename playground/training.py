@@ -224,7 +224,7 @@ class Trainer:
         self.model = build_vae(self.settings)
         self.optimizer = keras.optimizers.Adam(learning_rate=self.settings.learning_rate)
         self.optimizer.build(self.model.trainable_variables)
-        self._noise_step = tf.Variable(0.0, trainable=False)  # float: see _noise
+        self._steps_taken = tf.Variable(0.0, trainable=False)  # a float twin of optimizer.iterations: see _noise
         self._kl_weight = tf.Variable(0.0, trainable=False)
         self._warmup_steps = tf.Variable(0.0, trainable=False)
         self._steps_before = tf.Variable(0.0, trainable=False)  # steps a loaded model had already taken
@@ -238,7 +238,7 @@ class Trainer:
     def reset(self) -> None:
         """New initial weights (same seed), a fresh optimizer and an empty history, in place."""
         self.model.set_weights(build_vae(self.settings).get_weights())
-        for variable in (*self.optimizer.variables, self._noise_step, self._steps_before):
+        for variable in (*self.optimizer.variables, self._steps_taken, self._steps_before):
             variable.assign(tf.zeros_like(variable))
         self._take_rates(self.settings)
         self._rng = np.random.default_rng(self.settings.seed)
@@ -337,7 +337,7 @@ class Trainer:
         self._published_at = now
 
     def _state_variables(self) -> list:
-        return [*self.model.variables, *self.optimizer.variables, self._noise_step]
+        return [*self.model.variables, *self.optimizer.variables, self._steps_taken]
 
     def _train_function(self, compiler: str):
         """The compiled training loop for ``compiler`` and the current loss, made on first use."""
@@ -354,27 +354,28 @@ class Trainer:
             self._evaluate_calls[loss_kind] = tf.function(evaluate, jit_compile=False)
         return self._evaluate_calls[loss_kind]
 
-    def _noise(self, batch_size):
-        """eps ~ N(0, I) [B, L] for the next step, a function of (seed, step) alone.
+    def _noise(self, batch_size, training: bool):
+        """eps ~ N(0, I) [B, L], a function of (seed, step) alone: one stream for training, one for scoring.
 
-        The Sampling layer's SeedGenerator keeps an int64 state; under XLA a seed
-        read from it halves the speed of this loop, while one derived from a
-        float step counter costs nothing. Same distribution, still repeatable.
+        The Sampling layer's SeedGenerator keeps an int64 state, and under XLA any
+        int64 variable read in this loop (that state, the optimizer's step count)
+        halves its speed, while values derived from a float counter cost nothing.
+        Same distribution, still repeatable.
         """
-        seed = tf.stack([tf.constant(self.settings.seed, tf.int32), tf.cast(self._noise_step, tf.int32)])
-        self._noise_step.assign_add(1.0)
+        step = tf.cast(self._steps_taken, tf.int32)
+        seed = tf.stack([tf.constant(self.settings.seed, tf.int32), step if training else -1 - step])
         return tf.random.stateless_normal([batch_size, self.settings.latent_dim], seed=seed)
 
     def _kl_weight_now(self):
         """The KL weight for the next step, ramped up linearly during a warm-up (0 steps: none)."""
-        done = tf.cast(self.optimizer.iterations + 1, tf.float32) + self._steps_before
+        done = self._steps_taken + 1.0 + self._steps_before
         ramp = tf.minimum(1.0, done / tf.maximum(self._warmup_steps, 1.0))
         return self._kl_weight * tf.where(self._warmup_steps > 0, ramp, 1.0)
 
-    def _losses(self, images, mask, loss_kind: str):
+    def _losses(self, images, mask, loss_kind: str, training: bool = True):
         """Means over the real rows (``mask`` [B] is 1 for them) of (loss, reconstruction, KL),
         and the KL per latent dimension [L]."""
-        output = self.model.forward(images, epsilon=self._noise(tf.shape(images)[0]))
+        output = self.model.forward(images, epsilon=self._noise(tf.shape(images)[0], training))
         kl = kl_per_dimension(output.z_mean, output.z_log_var)  # [B, L]
         terms = loss_terms(loss_kind, images, output.reconstruction, kl)
         count = tf.reduce_sum(mask)
@@ -412,6 +413,7 @@ class Trainer:
                 diverged = tf.constant(True)
                 break
             self.optimizer.apply_gradients(zip(gradients, variables))
+            self._steps_taken.assign_add(1.0)
             sums = (sums[0] + loss, sums[1] + reconstruction, sums[2] + kl, sums[3] + kl_dims)
             steps += 1
             i += 1
@@ -419,7 +421,7 @@ class Trainer:
         return tf.concat([head, sums[3]], axis=0)
 
     def _evaluate(self, images, loss_kind: str):
-        loss, reconstruction, kl, _ = self._losses(images, tf.ones([tf.shape(images)[0]]), loss_kind)
+        loss, reconstruction, kl, _ = self._losses(images, tf.ones([tf.shape(images)[0]]), loss_kind, training=False)
         return loss, reconstruction, kl
 
     def _new_plan(self) -> _EpochPlan:

@@ -21,7 +21,7 @@ def test_one_step_of_each_loss_matches_numpy(tiny, rng):
     epsilon = rng.standard_normal((64, 8)).astype("float32")
     for loss_kind in ("guide", "elbo"):
         trainer = Trainer(Settings(loss=loss_kind, latent_dim=8, kl_weight=0.3), tiny)
-        trainer._noise = lambda batch_size: tf.constant(epsilon)
+        trainer._noise = lambda batch_size, training: tf.constant(epsilon)
         loss, reconstruction, kl, kl_dims = trainer._losses(tf.constant(images), tf.ones([64]), loss_kind)
         z_mean, z_log_var, output = vae_forward(trainer.model, images, epsilon)
         kl_matrix = gaussian_kl(z_mean, z_log_var)
@@ -41,7 +41,7 @@ def test_one_step_of_each_loss_matches_numpy(tiny, rng):
 def test_a_masked_partial_batch_counts_only_its_real_rows(tiny):
     trainer = Trainer(Settings(latent_dim=4), tiny)
     images = tf.constant(tiny.x_train[:8].reshape(-1, 784))
-    trainer._noise = lambda batch_size: tf.zeros([batch_size, 4])
+    trainer._noise = lambda batch_size, training: tf.zeros([batch_size, 4])
     _, reconstruction_5, kl_5, _ = trainer._losses(images[:5], tf.ones([5]), "guide")
     mask = tf.constant([1, 1, 1, 1, 1, 0, 0, 0], tf.float32)
     _, reconstruction_masked, kl_masked, _ = trainer._losses(images, mask, "guide")
