@@ -9,6 +9,7 @@ daemon thread inside a slot. Nothing here knows about Streamlit.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -24,6 +25,20 @@ DEFAULT_MAX_WORKERS = max(1, (os.cpu_count() or 2) // 2)
 MAX_IDLE_TRAINERS = 4
 # An owner that stays disconnected this long is gone (a reconnecting tab is back sooner).
 ABANDON_SECONDS = float(os.environ.get("PLAYGROUND_ABANDON_SECONDS", "20"))
+
+
+# Training is background work: pages, sliders and canvases of everyone on the server come first.
+TRAINING_NICENESS = 10
+
+
+def lower_priority() -> None:
+    """Lower the calling thread's CPU priority (Linux threads have their own; others: nothing).
+
+    Threads this one starts inherit it, XLA's thread pool among them when the
+    first XLA training creates it.
+    """
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), TRAINING_NICENESS)
 
 
 def max_workers_from_env() -> int:
@@ -178,6 +193,7 @@ class TrainingJob:
         return self
 
     def _work(self) -> None:
+        lower_priority()
         if not self.supervisor.acquire(self):
             self.state = "stopped"
             return
