@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from playground.ui import code, draw, explore, feedback, latent_map, model, runs, sidebar, state, train
+from playground.ui import code, draw, explore, feedback, latent_map, model, runs, sidebar, state, tabs, train
 from playground.ui.i18n import t
 
 st.set_page_config(page_title="VAE Playground", page_icon="🎛️", layout="wide")
@@ -16,13 +16,11 @@ feedback.show()
 feedback.guarded(train.render)(workspace)
 
 panels = [
-    ("tab.draw", draw.render),
-    ("tab.explore", explore.render),
-    ("tab.map", latent_map.render),
-    ("tab.runs", runs.render),
-    ("tab.model", model.render),
-    ("tab.code", code.render),
+    ("draw", draw.render),
+    ("explore", explore.render),
+    ("map", latent_map.render),
+    ("runs", runs.render),
+    ("model", model.render),
+    ("code", code.render),
 ]
-for tab, (_, render) in zip(st.tabs([t(key) for key, _ in panels]), panels):
-    with tab:
-        feedback.guarded(render)(workspace)
+tabs.render([(tab_id, lambda render=render: feedback.guarded(render)(workspace)) for tab_id, render in panels])

@@ -30,6 +30,12 @@ def app(monkeypatch, tmp_path):
         at.session_state["workspace"].stop(wait=True)
 
 
+def open_tab(at: AppTest, tab_id: str) -> AppTest:
+    """Switch tabs as a click would: only the open tab's panel runs."""
+    at.session_state["tab_id"] = tab_id
+    return at.run()
+
+
 def button(at: AppTest, label: str):
     matches = [b for b in at.button if b.label == label]
     assert matches, f"no button {label!r} in {[b.label for b in at.button]}"
@@ -66,6 +72,8 @@ def test_the_page_loads_with_its_settings_and_controls(app):
         button(app, label)
     assert button(app, "Stop training").disabled and not button(app, "Start training").disabled
     assert any("bundled sample" in c.value for c in app.caption)
+    assert not [s for s in app.slider if s.label.startswith("z")], "hidden tabs do not run"
+    open_tab(app, "explore")
     assert [s.label for s in app.slider if s.label.startswith("z")] == [f"z{i}" for i in (0, 4, 1, 5, 2, 6, 3, 7)]
     assert not app.error
 
@@ -103,7 +111,7 @@ def test_stop_training_stops_the_worker(app):
 
 
 def test_explorer_sliders_drive_the_decoder(app):
-    app.tabs  # noqa: B018 - the explorer is drawn on every run, in its tab
+    open_tab(app, "explore")
     before = [img.value for img in app.image if "decoder's output" in img.captions[0]]
     next(s for s in app.slider if s.label == "z0").set_value(2.5).run()
     after = [img.value for img in app.image if "decoder's output" in img.captions[0]]
@@ -125,6 +133,7 @@ def test_a_drawn_digit_is_reconstructed_and_sent_to_the_explorer(app, mnist):
     captions = [c for img in app.image for c in img.captions]
     assert "The model's reconstruction" in captions
     button(app, "Explore this code").click().run()
+    assert app.session_state["tab_id"] == "explore", "the Explore tab opens"
     z0 = next(s for s in app.slider if s.label == "z0").value
     assert z0 == pytest.approx(float(np.clip(drawn["z_mean"][0], -4, 4)), abs=0.01)
 
@@ -149,6 +158,7 @@ def test_changing_the_architecture_of_a_trained_model_asks_first(app):
     button(app, "Discard the trained model and apply").click().run()
     workspace = app.session_state["workspace"]
     assert workspace.settings.latent_dim == 3 and not workspace.trained
+    open_tab(app, "explore")
     assert [s.label for s in app.slider if s.label.startswith("z")] == ["z0", "z1", "z2"]
 
 
@@ -192,6 +202,7 @@ def test_a_bad_upload_is_a_message_not_a_crash(app):
 
 def test_loading_a_saved_model_makes_it_current(app, tmp_path):
     path = save_vae(build_vae(Settings(latent_dim=5, intermediate_dim=40)), tmp_path / "m.keras")
+    open_tab(app, "model")
     app.file_uploader(key="model_upload").set_value(("m.keras", path.read_bytes(), "application/zip")).run()
     workspace = app.session_state["workspace"]
     assert workspace.settings.latent_dim == 5 and workspace.settings.intermediate_dim == 40
@@ -200,6 +211,7 @@ def test_loading_a_saved_model_makes_it_current(app, tmp_path):
 
 
 def test_a_broken_model_file_is_refused_with_a_message(app):
+    open_tab(app, "model")
     app.file_uploader(key="model_upload").set_value(("bad.keras", b"PK\x03\x04 not really", "application/zip")).run()
     assert any("could not be loaded" in e.value for e in app.error)
     assert app.session_state["workspace"].settings.latent_dim == 8
@@ -255,6 +267,7 @@ def test_runs_are_kept_compared_and_reopened(app):
     wait_until_idle(app)
     workspace = app.session_state["workspace"]
     assert sorted(p.name for p in Path(workspace.runs_dir).iterdir()) == ["run-001", "run-002"]
+    open_tab(app, "runs")
     chosen = app.multiselect(key="runs_chosen")
     assert set(chosen.value) == {"run-001", "run-002"}
     specs = [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
@@ -274,6 +287,7 @@ def test_the_code_tab_snippet_rebuilds_and_reloads_the_model_outside_the_app(app
     import subprocess
     import sys
 
+    open_tab(app, "code")
     snippet = next(c.value for c in app.code if "load_vae" in c.value)
     assert "latent_dim=8, intermediate_dim=256" in snippet
     save_vae(app.session_state["workspace"].inference.model, tmp_path / "vae-playground.keras")

@@ -85,6 +85,14 @@ def record_latency(name: str, values: list[float]) -> None:
     print(f"{name}: median {statistics.median(values):.0f} ms over {len(values)} samples")
 
 
+def save_screenshot(page, name: str, height: int = 1250) -> None:
+    """The top of the page to tests/artifacts/NAME.png, and to assets/ when refreshing the README's pictures."""
+    shot = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(shot), clip={"x": 0, "y": 0, "width": 1440, "height": height})
+    if os.environ.get(SCREENSHOT_ENV):
+        copy_screenshot(shot, ROOT / "assets" / f"{name}.png")
+
+
 def set_number(page, label: str, value: int) -> None:
     field = page.get_by_label(label, exact=True)
     field.fill(str(value))
@@ -164,18 +172,16 @@ def test_5_stop_training_stops_the_chart(page):
     time.sleep(2.0)
     assert points(page) == settled
     assert page.locator('[data-testid="stException"]').count() == 0
-    shot = ARTIFACTS / "app.png"
     page.get_by_role("tab", name="Draw").click()
     time.sleep(1.0)
-    page.screenshot(path=str(shot), clip={"x": 0, "y": 0, "width": 1440, "height": 1250})
-    if os.environ.get(SCREENSHOT_ENV):
-        copy_screenshot(shot, ROOT / "assets" / "screenshot.png")
+    save_screenshot(page, "screenshot")
 
 
 def test_6_slider_latency_when_idle(page):
     latencies = slider_latencies(page)
     record_latency("slider_to_image_idle", latencies)
     assert statistics.median(latencies) < 250
+    save_screenshot(page, "explore", height=1500)
 
 
 def test_7_clicking_a_digit_on_the_latent_map_loads_its_code_into_the_explorer(page):
@@ -184,10 +190,11 @@ def test_7_clicking_a_digit_on_the_latent_map_loads_its_code_into_the_explorer(p
     points = chart.locator(".scatterlayer .trace .points path")
     points.first.wait_for(timeout=30_000)
     assert points.count() == 501  # every test digit of the bundled sample, and the star of the drawn one
+    save_screenshot(page, "latent-map", height=1450)
     box = points.nth(123).bounding_box()
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    page.get_by_text("into the explorer").first.wait_for(timeout=10_000)  # the toast
-    page.get_by_role("tab", name="Explore").click()
+    page.get_by_text("into the explorer").first.wait_for(timeout=10_000)  # the message at the top
+    page.get_by_role("slider", name="z0").wait_for(timeout=10_000)  # the Explore tab opened by itself
     values = wait_for(lambda: page.evaluate(CODE_JS), 10, "no slider values")
     assert len(values) == 8
     assert max(abs(v) for v in values) > 0.2, f"the sliders did not move to the digit's code: {values}"

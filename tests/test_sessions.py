@@ -70,8 +70,9 @@ def test_sessions_are_isolated_capped_fast_for_newcomers_and_cleaned_up(server):
         for page in (first, second):
             wait_for(lambda p=page: p.evaluate(POINTS_JS) > 3, 60, "a session's chart did not grow")
             assert "Training" in progress_text(page)
-        first.get_by_role("tab", name="Explore").click()
-        second.get_by_role("tab", name="Explore").click()
+        for page in (first, second):
+            page.get_by_role("tab", name="Explore").click()
+            page.get_by_role("slider", name="z0").wait_for(timeout=20_000)  # the tab's panel runs when opened
         assert first.get_by_role("slider", name="z7").count() == 1
         assert second.get_by_role("slider", name="z3").count() == 0, "the second session has its own 3-D model"
         assert second.get_by_role("slider", name="z2").count() == 1

@@ -8,8 +8,9 @@ from streamlit_drawable_canvas import st_canvas
 
 from playground.figures import code_bars
 from playground.imaging import is_blank, read_image, to_display, to_mnist
-from playground.ui.explore import rerun_if_asked, set_code
+from playground.ui.explore import rerun_if_asked, send_to_explorer
 from playground.ui.i18n import t
+from playground.ui.tabs import PREVIOUS_TAB
 from playground.workspace import Workspace
 
 CANVAS_PIXELS = 280
@@ -43,11 +44,16 @@ def _input_image():
         except ValueError as error:
             st.error(t("draw.bad_upload", detail=error))
             return None
+    if st.session_state.get(PREVIOUS_TAB) != "draw":
+        # The canvas was unmounted while another tab was open: bring the drawing back with it.
+        st.session_state["canvas_initial"] = st.session_state.get("canvas_json")
     canvas = st_canvas(stroke_width=18, stroke_color="#FFFFFF", background_color="#000000", height=CANVAS_PIXELS,
-                       width=CANVAS_PIXELS, drawing_mode="freedraw", key="canvas", return_image_data=True)  # fmt: skip
+                       width=CANVAS_PIXELS, drawing_mode="freedraw", key="canvas", return_image_data=True,
+                       initial_drawing=st.session_state.get("canvas_initial"))  # fmt: skip
     st.caption(t("draw.canvas_help"))
     if canvas.image_data is not None:
         st.session_state[DRAWN] = canvas.image_data
+        st.session_state["canvas_json"] = canvas.json_data
     return st.session_state.get(DRAWN)
 
 
@@ -74,7 +80,7 @@ def _show(ws: Workspace, image) -> None:
     st.plotly_chart(code_bars(z_mean, z_std, {"mean": t("draw.code_axis")}), key="drawn_code",
                     config={"displayModeBar": False})  # fmt: skip
     send, keep_a, keep_b = st.columns(3)
-    send.button(t("draw.send"), on_click=set_code, args=(z_mean,), key="send_code", type="primary")
+    send.button(t("draw.send"), on_click=send_to_explorer, args=(z_mean,), key="send_code", type="primary")
     keep_a.button(t("draw.keep_a"), on_click=_keep, args=("a", z_mean), key="keep_a")
     keep_b.button(t("draw.keep_b"), on_click=_keep, args=("b", z_mean), key="keep_b")
 

@@ -8,6 +8,7 @@ import streamlit as st
 from playground.imaging import tile, to_display
 from playground.latent import grid_codes, interpolate, order_by_kl
 from playground.ui.i18n import t
+from playground.ui.tabs import open_tab
 from playground.workspace import Workspace
 
 SPAN = 4.0  # sliders reach four standard deviations of the prior
@@ -33,7 +34,13 @@ def set_code(code: np.ndarray) -> None:
     """Move the sliders to ``code`` (a widget callback: runs before the sliders are drawn)."""
     for dim, value in enumerate(np.clip(np.asarray(code, dtype=float), -SPAN, SPAN)):
         st.session_state[code_key(dim)] = round(float(value), 2)
-    st.session_state[RERUN_APP] = True  # the sliders live in another fragment: redraw the page
+
+
+def send_to_explorer(code: np.ndarray) -> None:
+    """From another tab's callback: move the sliders to ``code`` and open the Explore tab."""
+    set_code(code)
+    open_tab("explore")
+    st.session_state[RERUN_APP] = True  # the sliders live in another tab: redraw the page
 
 
 def render(ws: Workspace) -> None:

@@ -6,7 +6,7 @@ import streamlit as st
 
 from playground.figures import latent_map
 from playground.latent import project_2d
-from playground.ui.explore import rerun_if_asked, set_code
+from playground.ui.explore import rerun_if_asked, send_to_explorer
 from playground.ui.feedback import flash
 from playground.ui.i18n import t
 from playground.workspace import Workspace
@@ -66,6 +66,6 @@ def _on_select() -> None:
     index = index[0] if isinstance(index, list) else index
     if index is None or not 0 <= int(index) < len(cached["z_mean"]):
         return
-    set_code(cached["z_mean"][int(index)])
+    send_to_explorer(cached["z_mean"][int(index)])
     st.session_state["map_picked"] = int(index)
     flash("info", t("map.picked", label=int(cached["labels"][int(index)])))

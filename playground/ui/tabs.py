@@ -1,0 +1,35 @@
+"""The page's tabs, remembered by id: only the open tab's panel runs, and a panel can open another."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import streamlit as st
+
+from playground.ui.i18n import t
+
+TAB = "tab_id"  # the open tab's id; the tabs widget itself holds its (translated) label
+PREVIOUS_TAB = "previous_tab"  # the tab shown by the last full run, so a panel knows it was hidden
+
+
+def open_tab(tab_id: str) -> None:
+    """Open ``tab_id`` on the next run (call from a widget callback)."""
+    st.session_state[TAB] = tab_id
+
+
+def render(panels: list[tuple[str, Callable[[], None]]]) -> None:
+    """Tabs for ``panels`` (id, render); only the open one runs, so hidden tabs cost nothing."""
+    labels = {tab_id: t(f"tab.{tab_id}") for tab_id, _ in panels}
+    current = st.session_state.get(TAB)
+    st.session_state["tabs"] = labels.get(current, next(iter(labels.values())))
+    tabs = st.tabs(list(labels.values()), key="tabs", on_change=_remember, args=(labels,))
+    for (tab_id, panel), tab in zip(panels, tabs):
+        if tab.open:
+            with tab:
+                panel()
+            st.session_state[PREVIOUS_TAB] = tab_id
+
+
+def _remember(labels: dict[str, str]) -> None:
+    chosen = st.session_state["tabs"]
+    st.session_state[TAB] = next((tab_id for tab_id, label in labels.items() if label == chosen), None)
