@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from playground.config import Settings
 from playground.models import build_vae, save_vae
+from tests.support import wait_for
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -48,10 +49,7 @@ def number(at: AppTest, label: str):
 
 def wait_until_idle(at: AppTest, timeout: float = 120) -> None:
     workspace = at.session_state["workspace"]
-    deadline = time.monotonic() + timeout
-    while workspace.training:
-        assert time.monotonic() < deadline, "training did not end"
-        time.sleep(0.2)
+    wait_for(lambda: not workspace.training, timeout, "training did not end")
     at.run()
 
 
@@ -98,10 +96,7 @@ def test_stop_training_stops_the_worker(app):
     number(app, "Epochs").set_value(1000).run()
     button(app, "Start training").click().run()
     workspace = app.session_state["workspace"]
-    deadline = time.monotonic() + 60
-    while not workspace.trainer.history.records():
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_for(lambda: workspace.trainer.history.records(), 60, "training did not start")
     button(app, "Stop training").click().run()
     wait_until_idle(app, timeout=10)
     assert workspace.status().state == "stopped"
@@ -298,3 +293,17 @@ def test_the_code_tab_snippet_rebuilds_and_reloads_the_model_outside_the_app(app
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().endswith("(8, 784)")
     assert any("class Encoder" in c.value for c in app.code), "the model's source is shown"
+
+
+def test_the_kl_bars_show_during_training_and_can_order_the_sliders(app):
+    number(app, "Epochs").set_value(2).run()
+    button(app, "Start training").click().run()
+    wait_until_idle(app)
+    kl = app.session_state["workspace"].trainer.history.kl_per_dim
+    assert kl.shape == (8,) and any("dimensions in use" in c.value for c in app.caption)
+    open_tab(app, "explore")
+    app.checkbox(key="order_by_kl").check().run()
+    labels = [s.label for s in app.slider if s.label.startswith("z")]
+    columns = 4  # sliders fill four columns row by row; the page lists them column by column
+    by_kl = [f"z{i}" for i in np.argsort(-kl, kind="stable")]
+    assert labels == [by_kl[i] for c in range(columns) for i in range(c, len(by_kl), columns)]

@@ -24,6 +24,7 @@ from tests.browser import (
     launch_chromium,
     require_chromium,
 )
+from tests.support import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CODE_JS = """() => Array.from(document.querySelectorAll('[data-testid="stSlider"]'))
@@ -60,16 +61,6 @@ def screenshot_on_failure(request, page):
     if report is not None and report.failed:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"))
-
-
-def wait_for(condition, timeout: float, message: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(message)
 
 
 def points(page) -> int:

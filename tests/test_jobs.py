@@ -11,13 +11,7 @@ from playground import jobs
 from playground.config import Settings
 from playground.jobs import Supervisor, TrainingJob, max_workers_from_env
 from playground.training import Trainer
-
-
-def wait_for(condition, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
+from tests.support import wait_for
 
 
 def test_jobs_beyond_the_cap_queue_and_start_when_a_slot_frees(tiny):

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from tests.browser import POINTS_JS, Server, launch_chromium, require_chromium
+from tests.support import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 ABANDON_SECONDS = 3
@@ -22,16 +23,6 @@ def server(tmp_path_factory):
     )
     yield running
     running.stop()
-
-
-def wait_for(condition, timeout: float, message: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(message)
 
 
 def open_page(browser, url: str):

@@ -13,6 +13,7 @@ from playground.config import Settings
 from playground.models import build_vae
 from playground.training import Trainer
 from tests.reference import gaussian_kl, guide_training_loop, vae_forward
+from tests.support import wait_for
 
 
 def test_one_step_of_each_loss_matches_numpy(tiny, rng):
@@ -123,17 +124,10 @@ def _run_in_thread(trainer):
     return thread, outcome
 
 
-def _wait_for(condition, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
-
-
 def test_stop_from_another_thread_takes_effect_quickly_and_resume_keeps_state(mnist):
     trainer = Trainer(Settings(epochs=1000), mnist)
     thread, outcome = _run_in_thread(trainer)
-    _wait_for(lambda: trainer.step > 300)  # compiled and running
+    wait_for(lambda: trainer.step > 300)  # compiled and running
     asked = time.monotonic()
     trainer.control.stop()
     thread.join(5)
@@ -143,7 +137,7 @@ def test_stop_from_another_thread_takes_effect_quickly_and_resume_keeps_state(mn
     moments = [v.numpy() for v in trainer.optimizer.variables]
     # a second run carries on from the same model and optimizer state
     thread, outcome = _run_in_thread(trainer)
-    _wait_for(lambda: trainer.step > step)
+    wait_for(lambda: trainer.step > step)
     trainer.control.stop()
     thread.join(5)
     assert trainer.optimizer.iterations.numpy() > step
@@ -154,14 +148,14 @@ def test_stop_from_another_thread_takes_effect_quickly_and_resume_keeps_state(mn
 def test_pause_holds_training_and_resume_continues(mnist):
     trainer = Trainer(Settings(epochs=1000), mnist)
     thread, outcome = _run_in_thread(trainer)
-    _wait_for(lambda: trainer.step > 100)
+    wait_for(lambda: trainer.step > 100)
     trainer.control.pause()
     time.sleep(0.3)
     paused_at = trainer.step
     time.sleep(0.5)
     assert trainer.step == paused_at
     trainer.control.resume()
-    _wait_for(lambda: trainer.step > paused_at + 50)
+    wait_for(lambda: trainer.step > paused_at + 50)
     trainer.control.stop()
     thread.join(5)
     assert outcome["result"].reason == "stopped"
