@@ -307,3 +307,17 @@ def test_the_kl_bars_show_during_training_and_can_order_the_sliders(app):
     columns = 4  # sliders fill four columns row by row; the page lists them column by column
     by_kl = [f"z{i}" for i in np.argsort(-kl, kind="stable")]
     assert labels == [by_kl[i] for c in range(columns) for i in range(c, len(by_kl), columns)]
+
+
+def test_a_failing_panel_shows_a_short_error_and_the_rest_of_the_page_works(app, monkeypatch):
+    from playground.inference import Inference
+
+    def broken(self, codes):
+        raise RuntimeError("decoder exploded")
+
+    monkeypatch.setattr(Inference, "decode", broken)
+    open_tab(app, "explore")
+    assert not app.exception, "no traceback on the page"
+    assert any("Something went wrong in this panel" in e.value for e in app.error)
+    button(app, "Start training")
+    assert number(app, "Latent size").value == 8

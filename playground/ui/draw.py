@@ -9,6 +9,7 @@ from streamlit_drawable_canvas import st_canvas
 from playground.figures import code_bars
 from playground.imaging import is_blank, read_image, to_display, to_mnist
 from playground.ui.explore import rerun_if_asked, send_to_explorer
+from playground.ui.feedback import guarded
 from playground.ui.i18n import t
 from playground.ui.tabs import PREVIOUS_TAB
 from playground.workspace import Workspace
@@ -21,6 +22,7 @@ def render(ws: Workspace) -> None:
     st.fragment(_panel)(ws)
 
 
+@guarded  # a fragment reruns on its own: it needs its own guard
 def _panel(ws: Workspace) -> None:
     rerun_if_asked()
     source, result = st.columns([1, 2])

@@ -7,6 +7,7 @@ import streamlit as st
 
 from playground.imaging import tile, to_display
 from playground.latent import grid_codes, interpolate, order_by_kl
+from playground.ui.feedback import guarded
 from playground.ui.i18n import t
 from playground.ui.tabs import open_tab
 from playground.workspace import Workspace
@@ -53,6 +54,7 @@ def render(ws: Workspace) -> None:
         st.fragment(_interpolation)(ws)
 
 
+@guarded  # a fragment reruns on its own: it needs its own guard
 def _sliders(ws: Workspace) -> None:
     latent_dim = ws.settings.latent_dim
     for dim in range(latent_dim):
@@ -78,6 +80,7 @@ def _random(latent_dim: int) -> None:
     set_code(np.random.default_rng().standard_normal(latent_dim))
 
 
+@guarded  # a fragment reruns on its own: it needs its own guard
 def _manifold(ws: Workspace) -> None:
     latent_dim = ws.settings.latent_dim
     st.markdown(f"**{t('explore.grid_title')}**")
@@ -100,6 +103,7 @@ def _manifold(ws: Workspace) -> None:
     )
 
 
+@guarded  # a fragment reruns on its own: it needs its own guard
 def _interpolation(ws: Workspace) -> None:
     latent_dim = ws.settings.latent_dim
     st.markdown(f"**{t('explore.strip_title')}**")

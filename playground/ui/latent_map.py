@@ -7,7 +7,7 @@ import streamlit as st
 from playground.figures import latent_map
 from playground.latent import project_2d
 from playground.ui.explore import rerun_if_asked, send_to_explorer
-from playground.ui.feedback import flash
+from playground.ui.feedback import flash, guarded
 from playground.ui.i18n import t
 from playground.workspace import Workspace
 
@@ -32,6 +32,7 @@ def _codes(ws: Workspace):
     return cached
 
 
+@guarded  # a fragment reruns on its own: it needs its own guard
 def _panel(ws: Workspace) -> None:
     rerun_if_asked()
     if ws.closed:

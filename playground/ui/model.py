@@ -9,7 +9,7 @@ import numpy as np
 import streamlit as st
 
 from playground.models import MAX_MODEL_BYTES, describe, load_vae, save_vae
-from playground.ui.feedback import flash
+from playground.ui.feedback import flash, guarded
 from playground.ui.i18n import t
 from playground.ui.sidebar import set_widgets
 from playground.workspace import Workspace
@@ -19,6 +19,7 @@ def render(ws: Workspace) -> None:
     st.fragment(_panel)(ws)
 
 
+@guarded  # a fragment reruns on its own: it needs its own guard
 def _panel(ws: Workspace) -> None:
     inference = ws.refresh()
     model = inference.model

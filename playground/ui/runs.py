@@ -10,7 +10,7 @@ from playground.imaging import tile, to_display
 from playground.inference import Inference
 from playground.latent import grid_codes
 from playground.runs import RunInfo, list_runs, read_history, read_model
-from playground.ui.feedback import flash
+from playground.ui.feedback import flash, guarded
 from playground.ui.i18n import t
 from playground.ui.sidebar import set_widgets
 from playground.ui.state import data_source, load_data
@@ -24,6 +24,7 @@ def render(ws: Workspace) -> None:
     st.fragment(_panel)(ws)
 
 
+@guarded  # a fragment reruns on its own: it needs its own guard
 def _panel(ws: Workspace) -> None:
     runs = list_runs(ws.runs_dir) if ws.runs_dir is not None else []
     if not runs:

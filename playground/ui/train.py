@@ -8,6 +8,7 @@ import streamlit as st
 from playground.figures import COLLAPSED_KL, kl_bars, loss_figure
 from playground.imaging import tile, to_display
 from playground.latent import order_by_kl
+from playground.ui.feedback import guarded
 from playground.ui.i18n import t
 from playground.workspace import Status, Workspace
 
@@ -55,6 +56,7 @@ def chart_config(ws: Workspace) -> dict:
     return {"displayModeBar": False, "staticPlot": ws.training}
 
 
+@guarded  # a fragment reruns on its own: it needs its own guard
 def _live(ws: Workspace) -> None:
     if ws.closed:
         return
@@ -66,6 +68,7 @@ def _live(ws: Workspace) -> None:
     _loss_chart(ws)
 
 
+@guarded  # a fragment reruns on its own: it needs its own guard
 def _snapshots(ws: Workspace) -> None:
     """What the model makes of some test digits now, and how much each latent dimension is used."""
     if ws.closed:
