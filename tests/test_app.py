@@ -321,3 +321,20 @@ def test_a_failing_panel_shows_a_short_error_and_the_rest_of_the_page_works(app,
     assert any("Something went wrong in this panel" in e.value for e in app.error)
     button(app, "Start training")
     assert number(app, "Latent size").value == 8
+
+
+def test_runs_survive_a_reload_through_the_address(app, monkeypatch):
+    number(app, "Epochs").set_value(1).run()
+    button(app, "Start training").click().run()
+    wait_until_idle(app)
+    token = app.query_params["ws"]
+    token = token[0] if isinstance(token, list) else token
+    reloaded = AppTest.from_file(APP, default_timeout=120)  # a new session: a reload of the same address
+    reloaded.query_params["ws"] = token
+    reloaded.run()
+    open_tab(reloaded, "runs")
+    assert reloaded.multiselect(key="runs_chosen").value == ["run-001"]
+    stranger = AppTest.from_file(APP, default_timeout=120)  # another browser: another workspace
+    stranger.run()
+    open_tab(stranger, "runs")
+    assert any("Every training run is kept here" in i.value for i in stranger.info)

@@ -83,6 +83,7 @@ def test_sessions_are_isolated_capped_fast_for_newcomers_and_cleaned_up(server):
         third.get_by_role("button", name="Start training").click()
         wait_for(lambda: "Queued" in progress_text(third), 20, "the third training was not queued")
         third.get_by_text("number 1 in the queue").wait_for(timeout=10_000)
+        third.get_by_text("2 training now, 1 waiting").wait_for(timeout=10_000)
 
         # Everyone leaves: workers stop, threads go back, the server falls idle.
         for context in (first_context, second_context, third_context):
@@ -90,6 +91,12 @@ def test_sessions_are_isolated_capped_fast_for_newcomers_and_cleaned_up(server):
         browser.close()
 
     wait_for(lambda: server_is_idle(server), ABANDON_SECONDS + 40, "training went on after its session closed")
+    with sync_playwright() as playwright:  # the server's own count of workers, as a visitor sees it
+        browser = launch_chromium(playwright)
+        context, page = open_page(browser, server.url)
+        page.get_by_text("0 training now, 0 waiting (at most 2 at once)").wait_for(timeout=10_000)
+        context.close()
+        browser.close()
     settled, settled_names = server.threads(), server.thread_names()
     # Another round of visitors leaves no more threads behind than the first.
     with sync_playwright() as playwright:

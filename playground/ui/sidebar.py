@@ -52,8 +52,11 @@ def render(ws: Workspace) -> None:
             desired = _settings_from_widgets()
         except ValueError as error:
             st.error(t("settings.invalid", detail=error))
-            return
-        _reconcile(ws, desired)
+        else:
+            _reconcile(ws, desired)
+        supervisor = ws.supervisor
+        st.caption(t("server.load", running=supervisor.running_count, waiting=supervisor.waiting_count,
+                     cap=supervisor.max_workers))  # fmt: skip
 
 
 def _remember_language() -> None:
