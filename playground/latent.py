@@ -45,10 +45,6 @@ class Projection(NamedTuple):
         variance = np.exp(np.asarray(z_log_var, dtype=np.float64))
         return np.sqrt((self.axes**2).T @ variance)
 
-    def lift(self, point: np.ndarray) -> np.ndarray:
-        """The code at a map point, on the plane through the mean: [2] -> [L]."""
-        return self.mean + self.axes @ np.asarray(point)
-
 
 def project_2d(codes: np.ndarray) -> Projection:
     """The identity for 1-D or 2-D codes, else PCA onto the two directions of most variance."""

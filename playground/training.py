@@ -231,7 +231,6 @@ class Trainer:
         # The state before the current call, copied in-graph: restored if the loss diverges.
         self._backup = [tf.Variable(v, trainable=False) for v in self._state_variables()]
         self._train_calls: dict[tuple[str, str], tf.types.experimental.PolymorphicFunction] = {}
-        # One forward pass gains nothing from XLA and pays ~1 ms a launch; keep it a graph.
         self._evaluate_calls: dict[str, tf.types.experimental.PolymorphicFunction] = {}
         self._train_call = self._train_function("xla" if self.jit_compile is True else "graph")
 
@@ -348,6 +347,8 @@ class Trainer:
         return self._train_calls[key]
 
     def _evaluate_function(self):
+        """The compiled scoring of the test split for the current loss: a graph, not XLA, since one
+        forward pass gains nothing from XLA and pays about 1 ms a launch."""
         loss_kind = self.settings.loss
         if loss_kind not in self._evaluate_calls:
             evaluate = functools.partial(self._evaluate, loss_kind=loss_kind)
@@ -494,16 +495,13 @@ class Trainer:
             loss=loss / steps,
             reconstruction_loss=reconstruction / steps,
             kl_loss=kl / steps,
-            kl_weight=self._kl_weight_value(),
+            kl_weight=float(self._kl_weight_now()),
             steps_per_second=speed,
             seconds=self._train_seconds,
         )
         self.history.append(record, kl_dims / steps)
         if on_update is not None:
             on_update(record)
-
-    def _kl_weight_value(self) -> float:
-        return float(self._kl_weight_now())
 
     def _finish_epoch(self, clock: _Clock, on_update) -> None:
         """Close the epoch: keep its mean training losses, then score the test split."""
@@ -520,7 +518,7 @@ class Trainer:
             loss=loss,
             reconstruction_loss=reconstruction,
             kl_loss=kl,
-            kl_weight=self._kl_weight_value(),
+            kl_weight=float(self._kl_weight_now()),
             steps_per_second=0.0,
             seconds=self._train_seconds,
         )

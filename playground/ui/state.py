@@ -80,13 +80,9 @@ def session_id() -> str:
 
 def runs_folder():
     """This browser's runs folder, named by a token kept in the page address (so a reload finds it)."""
-    token = st.query_params.get(WORKSPACE_PARAM)
-    if not token:
-        token = secrets.token_urlsafe(12)
-        st.query_params[WORKSPACE_PARAM] = token
     try:
-        return workspace_dir(default_runs_root(), token)
-    except ValueError:
+        return workspace_dir(default_runs_root(), st.query_params.get(WORKSPACE_PARAM, ""))
+    except ValueError:  # no token yet, or one that is not ours: start a new workspace
         token = secrets.token_urlsafe(12)
         st.query_params[WORKSPACE_PARAM] = token
         return workspace_dir(default_runs_root(), token)
