@@ -47,6 +47,7 @@ class Dataset:
     y_test: np.ndarray  # [M] int64
     source: str  # one line for people: what, from where, how many
     origin: str  # "keras", "idx" or "bundled"
+    location: str = ""  # the IDX folder, or "cache" / "download" for Keras
 
     @property
     def title(self) -> str:
@@ -121,7 +122,7 @@ def _from_keras(name: str) -> Dataset:
     except Exception as error:  # download and file errors come in many types
         raise ValueError(f"Keras could not load {DATASETS[name]}: {error}") from error
     where = "the Keras cache (~/.keras/datasets)" if cached else "a Keras download"
-    return _make(name, x_train, y_train, x_test, y_test, where, "keras")
+    return _make(name, x_train, y_train, x_test, y_test, where, "keras", "cache" if cached else "download")
 
 
 def _from_bundled(name: str) -> Dataset:
@@ -202,7 +203,7 @@ def _from_idx(name: str, folder: Path) -> Dataset:
             size = f"{images.shape[1]}x{images.shape[2]}"
             raise ValueError(f"{paths[f'x_{split}'].name} holds {size} images; 28x28 needed.")
     x_train, y_train, x_test, y_test = (arrays[key] for key in IDX_FILES)
-    return _make(name, x_train, y_train, x_test, y_test, f"IDX files in {folder}", "idx")
+    return _make(name, x_train, y_train, x_test, y_test, f"IDX files in {folder}", "idx", str(folder))
 
 
 def read_idx(path: Path, rank: int) -> np.ndarray:
@@ -230,7 +231,7 @@ def read_idx(path: Path, rank: int) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
 
 
-def _make(name, x_train, y_train, x_test, y_test, where: str, origin: str) -> Dataset:
+def _make(name, x_train, y_train, x_test, y_test, where: str, origin: str, location: str = "") -> Dataset:
     """Scale pixels to [0, 1] floats, check them, and describe the result in one line."""
     # Every source stores 0-255 integers.
     x_train, x_test = (np.asarray(x, dtype=np.float32) / np.float32(255.0) for x in (x_train, x_test))
@@ -245,4 +246,5 @@ def _make(name, x_train, y_train, x_test, y_test, where: str, origin: str) -> Da
         y_test=np.asarray(y_test, dtype=np.int64),
         source=source,
         origin=origin,
+        location=location,
     )

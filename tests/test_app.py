@@ -176,6 +176,7 @@ def test_the_page_speaks_chinese(app):
     app.radio(key="lang").set_value("zh").run()
     labels = [b.label for b in app.button]
     assert "开始训练" in labels and "停止训练" in labels
+    assert any("自带样本" in c.value and "训练集 4,500 张" in c.value for c in app.caption)
     assert not app.exception
 
 

@@ -65,7 +65,15 @@ def _remember_language() -> None:
 
 def _dataset(ws: Workspace) -> None:
     st.selectbox(t("settings.dataset"), DATASETS, format_func=DATASET_TITLES.get, key=WIDGETS["dataset"])
-    st.caption(ws.dataset.source)
+    data = ws.dataset
+    where = (
+        t(f"source.{data.origin}", location=data.location)
+        if data.origin != "keras"
+        else t(f"source.keras_{data.location}")
+    )
+    st.caption(
+        t("source.line", title=data.title, where=where, train=f"{len(data.x_train):,}", test=f"{len(data.x_test):,}")
+    )
     if ws.dataset.origin == "bundled":
         with st.expander(t("settings.full_data_title")):
             st.markdown(t("settings.full_data_help"))

@@ -1,4 +1,4 @@
-"""Training controls, and a fragment that polls the worker: progress, loss curves, reconstructions, KL bars."""
+"""Training controls, and two fragments that poll the worker: progress and loss curves; reconstructions and KL bars."""
 
 from __future__ import annotations
 
@@ -80,7 +80,9 @@ def _snapshots(ws: Workspace) -> None:
 def _progress(status: Status) -> None:
     if status.state == "queued":
         st.info(t("train.queued", position=status.queue_position or 1))
-    if status.active:
+    if status.state == "running" and status.step == 0:  # the first call compiles the loop: a second or two
+        text = t("train.compiling")
+    elif status.active:
         left = "—" if status.seconds_left is None else t("train.seconds", seconds=round(status.seconds_left))
         text = t("train.progress", epoch=status.epoch, epochs=status.target_epoch, step=status.epoch_step,
                  steps=status.steps_per_epoch, speed=f"{status.steps_per_second:,.0f}", left=left)  # fmt: skip
