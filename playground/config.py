@@ -58,9 +58,9 @@ class Settings:
         known = {spec.name for spec in dataclasses.fields(cls)}
         return cls(**{key: value for key, value in values.items() if key in known})
 
-    def architecture(self) -> tuple[int, int]:
-        """What a trained model depends on: (latent_dim, intermediate_dim)."""
-        return self.latent_dim, self.intermediate_dim
+    def model_key(self) -> tuple[int, int, int]:
+        """What a model's shapes and initial weights depend on: (latent_dim, intermediate_dim, seed)."""
+        return self.latent_dim, self.intermediate_dim, self.seed
 
 
 def bounds(name: str) -> dict[str, Any]:

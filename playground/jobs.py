@@ -169,8 +169,7 @@ class Supervisor:
 
 
 def _reusable(trainer: Trainer, settings: Settings, data: TrainingData) -> bool:
-    same_model = trainer.settings.architecture() == settings.architecture() and trainer.settings.seed == settings.seed
-    return same_model and trainer.x_train is data.x_train
+    return trainer.settings.model_key() == settings.model_key() and trainer.x_train is data.x_train
 
 
 class TrainingJob:

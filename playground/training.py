@@ -259,7 +259,7 @@ class Trainer:
 
     def renew(self, settings: Settings) -> None:
         """Start over with ``settings`` of the same sizes and seed, keeping the compiled functions."""
-        if settings.architecture() != self.settings.architecture() or settings.seed != self.settings.seed:
+        if settings.model_key() != self.settings.model_key():
             raise ValueError("A trainer can be renewed only for the same sizes and seed.")
         self.settings = settings
         self.control.reset()
@@ -280,7 +280,7 @@ class Trainer:
 
     def apply(self, settings: Settings) -> None:
         """Take new non-architecture settings (loss, rates, batch size, epochs) without a reset."""
-        if settings.architecture() != self.settings.architecture() or settings.seed != self.settings.seed:
+        if settings.model_key() != self.settings.model_key():
             raise ValueError("Changing the latent size, intermediate size or seed needs a reset.")
         if settings.batch_size != self.settings.batch_size:
             self._plan = None  # the epoch in progress starts again with the new batches

@@ -13,7 +13,7 @@ from playground.runs import RunInfo, list_runs, read_history, read_model
 from playground.ui.feedback import flash, guarded
 from playground.ui.i18n import t
 from playground.ui.sidebar import set_widgets
-from playground.ui.state import data_source, load_data
+from playground.ui.state import rebuild
 from playground.workspace import Workspace
 
 GRID_STEPS = 7
@@ -98,9 +98,7 @@ def _grid_image(run: RunInfo) -> np.ndarray:
 def _reopen(ws: Workspace, run: RunInfo) -> None:
     try:
         model, history = read_model(run), read_history(run)
-        if run.settings.dataset != ws.dataset.name:
-            loaded = load_data(run.settings.dataset, data_source())
-            ws.rebuild(run.settings, loaded.dataset, loaded.device)
+        rebuild(ws, run.settings)  # on the run's dataset
     except ValueError as error:
         flash("error", t("runs.unreadable", name=run.name, detail=error))
         return

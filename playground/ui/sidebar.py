@@ -7,7 +7,7 @@ import streamlit as st
 from playground.config import DATASETS, LOSSES, PRESETS, Settings, bounds
 from playground.data import DATASETS as DATASET_TITLES
 from playground.ui.i18n import LANGUAGES, t
-from playground.ui.state import data_source, load_data
+from playground.ui.state import rebuild
 from playground.workspace import Workspace
 
 # Settings field -> widget key.
@@ -116,11 +116,7 @@ def _inputs() -> None:
 
 def _reconcile(ws: Workspace, desired: Settings) -> None:
     """Apply what can be applied; ask before a change of model throws a trained one away."""
-    new_model = (
-        desired.dataset != ws.dataset.name
-        or desired.architecture() != ws.settings.architecture()
-        or desired.seed != ws.settings.seed
-    )
+    new_model = desired.dataset != ws.dataset.name or desired.model_key() != ws.settings.model_key()
     if new_model and (ws.trained or ws.training):
         st.warning(t("settings.confirm_discard"))
         st.button(t("settings.discard"), on_click=_discard_and_apply, args=(ws,), type="primary", key="discard")
@@ -140,12 +136,7 @@ def _discard_and_apply(ws: Workspace) -> None:
 
 def _rebuild(ws: Workspace, settings: Settings) -> None:
     """A new model for new sizes, seed or data; an unavailable dataset leaves the old one in place."""
-    if settings.dataset == ws.dataset.name:
-        ws.rebuild(settings)
-        return
     try:
-        loaded = load_data(settings.dataset, data_source())
+        rebuild(ws, settings)
     except ValueError as error:
         st.error(t("settings.data_error", detail=error))
-        return
-    ws.rebuild(settings, loaded.dataset, loaded.device)

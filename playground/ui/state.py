@@ -16,7 +16,7 @@ import streamlit as st
 from streamlit.runtime import Runtime
 from streamlit.runtime.scriptrunner import get_script_run_ctx, script_runner
 
-from playground.config import EXPLORE
+from playground.config import EXPLORE, Settings
 from playground.data import Dataset, load_dataset
 from playground.jobs import Supervisor
 from playground.runs import default_runs_root, workspace_dir
@@ -86,6 +86,15 @@ def runs_folder():
         token = secrets.token_urlsafe(12)
         st.query_params[WORKSPACE_PARAM] = token
         return workspace_dir(default_runs_root(), token)
+
+
+def rebuild(ws: Workspace, settings: Settings) -> None:
+    """A new model for ``settings``, loading its dataset first if it is another one (ValueError if it can't)."""
+    if settings.dataset == ws.dataset.name:
+        ws.rebuild(settings)
+    else:
+        loaded = load_data(settings.dataset, data_source())
+        ws.rebuild(settings, loaded.dataset, loaded.device)
 
 
 def workspace() -> Workspace:
