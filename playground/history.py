@@ -55,6 +55,11 @@ class History:
         with self._lock:
             return [r for r in self._records if split is None or r.split == split]
 
+    def last(self, split: str) -> Record | None:
+        """The newest record of ``split``, or None."""
+        with self._lock:
+            return next((r for r in reversed(self._records) if r.split == split), None)
+
     def columns(self, split: str) -> dict[str, np.ndarray]:
         """The records of one split as arrays, one per field (for plotting)."""
         rows = self.records(split)

@@ -37,6 +37,7 @@ class Status:
     queue_position: int | None
     result: RunResult | None
     error: str | None
+    save_error: str | None  # the run trained but could not be kept on disk
 
     @property
     def active(self) -> bool:
@@ -117,12 +118,10 @@ class Workspace:
     def training(self) -> bool:
         return self.job is not None and self.job.active
 
-    def start(self, settings: Settings | None = None) -> None:
-        """Start (or carry on) training, first taking new rates and sizes of batch if given."""
+    def start(self) -> None:
+        """Start training, or carry on where a stopped run left off."""
         if self.closed or self.training:
             return
-        if settings is not None and settings != self.settings:
-            self.update(settings)
         self.job = TrainingJob(self.trainer, self.supervisor, on_done=self._save_run).start()
 
     def stop(self, wait: bool = False) -> None:
@@ -142,8 +141,7 @@ class Workspace:
         state = "idle" if job is None else job.state
         if state == "running" and trainer.control.paused:
             state = "paused"
-        records = trainer.history.records("train")
-        last = records[-1] if records else None
+        last = trainer.history.last("train")
         step = last.step if last else 0
         speed = last.steps_per_second if last and state == "running" else 0.0
         spe = trainer.steps_per_epoch
@@ -154,13 +152,14 @@ class Workspace:
             epoch=trainer.epoch + (1 if state in ("running", "paused", "queued") else 0),
             target_epoch=target,
             step=step,
-            epoch_step=step - trainer.epoch * spe if state in ("running", "paused") else 0,
+            epoch_step=trainer.epoch_step if state in ("running", "paused") else 0,
             steps_per_epoch=spe,
             steps_per_second=speed,
             seconds_left=left,
             queue_position=job.queue_position if job is not None else None,
             result=job.result if job is not None else None,
             error=job.error if job is not None else None,
+            save_error=job.save_error if job is not None else None,
         )
 
     # runs

@@ -14,12 +14,18 @@ from playground.training import Trainer
 from tests.support import wait_for
 
 
-def test_jobs_beyond_the_cap_queue_and_start_when_a_slot_frees(tiny):
+def one_running_one_queued(tiny) -> tuple[Supervisor, TrainingJob, TrainingJob]:
+    """A supervisor with one slot, a long job in it and a short one waiting for it."""
     supervisor = Supervisor(max_workers=1)
     first = TrainingJob(Trainer(Settings(epochs=1000), tiny), supervisor).start()
     wait_for(lambda: first.state == "running")
     second = TrainingJob(Trainer(Settings(epochs=1), tiny), supervisor).start()
     wait_for(lambda: second.queue_position == 1)
+    return supervisor, first, second
+
+
+def test_jobs_beyond_the_cap_queue_and_start_when_a_slot_frees(tiny):
+    supervisor, first, second = one_running_one_queued(tiny)
     assert second.state == "queued" and supervisor.running_count == 1
     first.stop(timeout=5)
     wait_for(lambda: not second.active)
@@ -28,11 +34,7 @@ def test_jobs_beyond_the_cap_queue_and_start_when_a_slot_frees(tiny):
 
 
 def test_a_queued_job_can_be_cancelled(tiny):
-    supervisor = Supervisor(max_workers=1)
-    first = TrainingJob(Trainer(Settings(epochs=1000), tiny), supervisor).start()
-    wait_for(lambda: first.state == "running")
-    second = TrainingJob(Trainer(Settings(epochs=1), tiny), supervisor).start()
-    wait_for(lambda: second.queue_position == 1)
+    supervisor, first, second = one_running_one_queued(tiny)
     second.stop(timeout=5)
     assert second.state == "stopped" and second.trainer.step == 0
     first.stop(timeout=5)
@@ -95,10 +97,10 @@ def tiny_data(tiny):
     return TrainingData.from_dataset(tiny)  # one per dataset, as the app's cached loader gives
 
 
-def _workspace(tiny, supervisor, data, **changes):
+def _workspace(tiny, supervisor, data, runs_dir=None, **changes):
     from playground.workspace import Workspace
 
-    return Workspace(Settings(**changes), tiny, data, supervisor)
+    return Workspace(Settings(**changes), tiny, data, supervisor, runs_dir)
 
 
 def test_closing_a_workspace_stops_its_worker_and_recycles_its_trainer(tiny, tiny_data):
@@ -155,3 +157,14 @@ def test_soak_training_and_stopping_repeatedly_keeps_threads_and_memory_flat(tin
     assert threading.active_count() <= threads
     assert _rss_mb() - memory < 40, f"memory grew from {memory:.0f} MB to {_rss_mb():.0f} MB"
     assert supervisor.running_count == 0 and not workspace.training
+
+
+def test_a_run_that_cannot_be_saved_says_so_and_keeps_its_model(tiny, tiny_data, tmp_path):
+    blocked = tmp_path / "runs"
+    blocked.write_text("a file where the runs folder should be")
+    workspace = _workspace(tiny, Supervisor(max_workers=1), tiny_data, runs_dir=blocked, epochs=1)
+    workspace.start()
+    wait_for(lambda: not workspace.training)
+    status = workspace.status()
+    assert status.state == "finished" and status.save_error
+    assert workspace.trained

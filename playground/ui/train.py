@@ -93,6 +93,8 @@ def _progress(status: Status) -> None:
         st.error(t("train.diverged", step=status.step))
     elif status.state == "failed":
         st.error(t("train.failed", detail=status.error))
+    if status.save_error:
+        st.warning(t("train.save_failed", detail=status.save_error))
 
 
 def _loss_chart(ws: Workspace) -> None:
