@@ -8,10 +8,10 @@ from streamlit_drawable_canvas import st_canvas
 
 from playground.figures import code_bars
 from playground.imaging import is_blank, read_image, to_display, to_mnist
-from playground.ui.explore import rerun_if_asked, send_to_explorer
+from playground.ui.explore import send_to_explorer
 from playground.ui.feedback import guarded
 from playground.ui.i18n import t
-from playground.ui.tabs import PREVIOUS_TAB
+from playground.ui.tabs import PREVIOUS_TAB, rerun_if_asked
 from playground.workspace import Workspace
 
 CANVAS_PIXELS = 280

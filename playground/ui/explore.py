@@ -14,13 +14,6 @@ from playground.workspace import Workspace
 
 SPAN = 4.0  # sliders reach four standard deviations of the prior
 SLIDER_COLUMNS = 4
-RERUN_APP = "rerun_app"
-
-
-def rerun_if_asked() -> None:
-    """Called first in a fragment whose callbacks change other fragments' widgets."""
-    if st.session_state.pop(RERUN_APP, False):
-        st.rerun(scope="app")
 
 
 def code_key(dim: int) -> str:
@@ -41,7 +34,6 @@ def send_to_explorer(code: np.ndarray) -> None:
     """From another tab's callback: move the sliders to ``code`` and open the Explore tab."""
     set_code(code)
     open_tab("explore")
-    st.session_state[RERUN_APP] = True  # the sliders live in another tab: redraw the page
 
 
 def render(ws: Workspace) -> None:

@@ -6,9 +6,10 @@ import streamlit as st
 
 from playground.figures import latent_map
 from playground.latent import project_2d
-from playground.ui.explore import rerun_if_asked, send_to_explorer
+from playground.ui.explore import send_to_explorer
 from playground.ui.feedback import flash, guarded
 from playground.ui.i18n import t
+from playground.ui.tabs import rerun_if_asked
 from playground.workspace import Workspace
 
 REFRESH_SECONDS = 5.0  # while training; redrawing the map costs the browser more than the loss chart

@@ -12,9 +12,19 @@ TAB = "tab_id"  # the open tab's id; the tabs widget itself holds its (translate
 PREVIOUS_TAB = "previous_tab"  # the tab shown by the last full run, so a panel knows it was hidden
 
 
+RERUN_APP = "rerun_app"
+
+
 def open_tab(tab_id: str) -> None:
-    """Open ``tab_id`` on the next run (call from a widget callback)."""
+    """Open ``tab_id`` (from a widget callback in a fragment, whose own rerun would not redraw the tabs)."""
     st.session_state[TAB] = tab_id
+    st.session_state[RERUN_APP] = True
+
+
+def rerun_if_asked() -> None:
+    """Called first in a fragment whose callbacks may open another tab: rerun the whole page then."""
+    if st.session_state.pop(RERUN_APP, False):
+        st.rerun(scope="app")
 
 
 def render(panels: list[tuple[str, Callable[[], None]]]) -> None:
