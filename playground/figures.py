@@ -137,7 +137,10 @@ def latent_map(
                 marker={"symbol": "star", "size": 18, "color": "black"},
             )
         )
-    layout = _layout(520, xaxis={"title": text["x"]}, yaxis={"title": text["y"]})
+    # The legend goes below: above the plot it runs under the toolbar of selection tools.
+    legend = {"orientation": "h", "yanchor": "top", "y": -0.15, "x": 0}
+    layout = _layout(560, xaxis={"title": text["x"]}, yaxis={"title": text["y"]}, legend=legend,
+                     margin={"l": 10, "r": 10, "t": 30, "b": 10})  # fmt: skip
     return go.Figure(data=traces, layout=layout)
 
 
