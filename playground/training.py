@@ -1,4 +1,5 @@
-"""The guide's custom training loop (GradientTape + Adam), compiled so that it is fast.
+"""The guide's custom training loop (GradientTape + Adam), compiled so that it is fast: running it,
+stopping and pausing it, and publishing its weights. The math of a step lives in ``steps.py``.
 
 Each compiled call runs many optimizer steps in a while loop over batches gathered
 from data that already sits in device memory, so there is no Python work per step.
@@ -23,8 +24,8 @@ import tensorflow as tf
 from playground.config import Settings
 from playground.data import Dataset
 from playground.history import History, Record
-from playground.losses import kl_per_dimension, loss_terms
 from playground.models import ORIGINAL_DIM, build_vae
+from playground.steps import StepVariables, evaluate, train_chunk
 
 # Measured on a 2-core CPU (`python -m playground bench` runs both): XLA runs the
 # guide's VAE at about 1,800 steps/s and the app's 784-256-8 ELBO VAE at about 510,
@@ -224,10 +225,7 @@ class Trainer:
         self.model = build_vae(self.settings)
         self.optimizer = keras.optimizers.Adam(learning_rate=self.settings.learning_rate)
         self.optimizer.build(self.model.trainable_variables)
-        self._steps_taken = tf.Variable(0.0, trainable=False)  # a float twin of optimizer.iterations: see _noise
-        self._kl_weight = tf.Variable(0.0, trainable=False)
-        self._warmup_steps = tf.Variable(0.0, trainable=False)
-        self._steps_before = tf.Variable(0.0, trainable=False)  # steps a loaded model had already taken
+        self._variables = StepVariables.zeros()  # the step counters, KL weight and warm-up (see steps.py)
         # The state before the current call, copied in-graph: restored if the loss diverges.
         self._backup = [tf.Variable(v, trainable=False) for v in self._state_variables()]
         self._train_calls: dict[tuple[str, str], tf.types.experimental.PolymorphicFunction] = {}
@@ -237,7 +235,7 @@ class Trainer:
     def reset(self) -> None:
         """New initial weights (same seed), a fresh optimizer and an empty history, in place."""
         self.model.set_weights(build_vae(self.settings).get_weights())
-        for variable in (*self.optimizer.variables, self._steps_taken, self._steps_before):
+        for variable in (*self.optimizer.variables, self._variables.steps_taken, self._variables.steps_before):
             variable.assign(tf.zeros_like(variable))
         self._take_rates(self.settings)
         self._rng = np.random.default_rng(self.settings.seed)
@@ -253,8 +251,8 @@ class Trainer:
 
     def _take_rates(self, settings: Settings) -> None:
         self.optimizer.learning_rate.assign(settings.learning_rate)
-        self._kl_weight.assign(settings.kl_weight)
-        self._warmup_steps.assign(float(settings.kl_warmup_steps))
+        self._variables.kl_weight.assign(settings.kl_weight)
+        self._variables.warmup_steps.assign(float(settings.kl_warmup_steps))
         self.model.kl_weight = settings.kl_weight
 
     def renew(self, settings: Settings) -> None:
@@ -275,7 +273,7 @@ class Trainer:
                 self.history.append(record)
             self.epoch = max(r.epoch for r in records if r.split == "val") if history.records("val") else 0
             self._step_offset = max(r.step for r in records)
-            self._steps_before.assign(float(self._step_offset))  # the KL warm-up counts on
+            self._variables.steps_before.assign(float(self._step_offset))  # the KL warm-up counts on
         self._publish(force=True)
 
     def apply(self, settings: Settings) -> None:
@@ -336,7 +334,7 @@ class Trainer:
         self._published_at = now
 
     def _state_variables(self) -> list:
-        return [*self.model.variables, *self.optimizer.variables, self._steps_taken]
+        return [*self.model.variables, *self.optimizer.variables, self._variables.steps_taken]
 
     def _train_function(self, compiler: str):
         """The compiled training loop for ``compiler`` and the current loss, made on first use."""
@@ -351,79 +349,20 @@ class Trainer:
         forward pass gains nothing from XLA and pays about 1 ms a launch."""
         loss_kind = self.settings.loss
         if loss_kind not in self._evaluate_calls:
-            evaluate = functools.partial(self._evaluate, loss_kind=loss_kind)
-            self._evaluate_calls[loss_kind] = tf.function(evaluate, jit_compile=False)
+            scoring = functools.partial(self._evaluate, loss_kind=loss_kind)
+            self._evaluate_calls[loss_kind] = tf.function(scoring, jit_compile=False)
         return self._evaluate_calls[loss_kind]
 
-    def _noise(self, batch_size, training: bool):
-        """eps ~ N(0, I) [B, L], a function of (seed, step) alone: one stream for training, one for scoring.
-
-        The Sampling layer's SeedGenerator keeps an int64 state, and under XLA any
-        int64 variable read in this loop (that state, the optimizer's step count)
-        halves its speed, while values derived from a float counter cost nothing.
-        Same distribution, still repeatable.
-        """
-        step = tf.cast(self._steps_taken, tf.int32)
-        seed = tf.stack([tf.constant(self.settings.seed, tf.int32), step if training else -1 - step])
-        return tf.random.stateless_normal([batch_size, self.settings.latent_dim], seed=seed)
-
-    def _kl_weight_now(self):
-        """The KL weight for the next step, ramped up linearly during a warm-up (0 steps: none)."""
-        done = self._steps_taken + 1.0 + self._steps_before
-        ramp = tf.minimum(1.0, done / tf.maximum(self._warmup_steps, 1.0))
-        return self._kl_weight * tf.where(self._warmup_steps > 0, ramp, 1.0)
-
-    def _losses(self, images, mask, loss_kind: str, training: bool = True):
-        """Means over the real rows (``mask`` [B] is 1 for them) of (loss, reconstruction, KL),
-        and the KL per latent dimension [L]."""
-        output = self.model.forward(images, epsilon=self._noise(tf.shape(images)[0], training))
-        kl = kl_per_dimension(output.z_mean, output.z_log_var)  # [B, L]
-        terms = loss_terms(loss_kind, images, output.reconstruction, kl)
-        count = tf.reduce_sum(mask)
-        reconstruction = tf.reduce_sum(terms.reconstruction * mask) / count
-        kl_mean = tf.reduce_sum(terms.kl * mask) / count
-        kl_dims = tf.reduce_sum(kl * mask[:, None], axis=0) / count
-        return reconstruction + self._kl_weight_now() * kl_mean, reconstruction, kl_mean, kl_dims
-
     def _train_steps(self, indices, sizes, start, count, loss_kind: str):
-        """Run steps ``start`` .. ``start + count`` of an epoch plan (indices [S, B], sizes [S]).
-
-        Stops early, before applying it, at the first step whose loss is not finite
-        (checking every gradient too would cost 10% of the speed; weights made
-        non-finite by one bad update show up as the next step's loss, and the
-        caller restores the backup taken here). Returns one vector: the sums of
-        (loss, reconstruction, KL) over the steps applied, their number, 1 if it
-        stopped early, then the summed KL per latent dimension.
-        """
+        """Back up the state in-graph, then run one chunk of steps (see ``steps.train_chunk``)."""
         for backup, variable in zip(self._backup, self._state_variables()):
             backup.assign(variable)
-        variables = self.model.trainable_variables
-        batch_size = tf.shape(indices)[1]
-        sums = (tf.constant(0.0), tf.constant(0.0), tf.constant(0.0), tf.zeros([self.settings.latent_dim]))
-        steps, diverged = tf.constant(0), tf.constant(False)
-        # A while loop, not ``for i in tf.range``: XLA would take the range's bounds as
-        # compile-time constants and recompile for every new (start, count).
-        i = start
-        while i < start + count:
-            images = tf.gather(self.x_train, indices[i])  # [B, 784]
-            mask = tf.cast(tf.range(batch_size) < sizes[i], tf.float32)  # [B]
-            with tf.GradientTape() as tape:
-                loss, reconstruction, kl, kl_dims = self._losses(images, mask, loss_kind)
-            gradients = tape.gradient(loss, variables)
-            if not tf.math.is_finite(loss):
-                diverged = tf.constant(True)
-                break
-            self.optimizer.apply_gradients(zip(gradients, variables))
-            self._steps_taken.assign_add(1.0)
-            sums = (sums[0] + loss, sums[1] + reconstruction, sums[2] + kl, sums[3] + kl_dims)
-            steps += 1
-            i += 1
-        head = tf.stack([sums[0], sums[1], sums[2], tf.cast(steps, tf.float32), tf.cast(diverged, tf.float32)])
-        return tf.concat([head, sums[3]], axis=0)
+        return train_chunk(self.model, self.optimizer, self._variables, self.x_train, indices, sizes, start, count,
+                           loss_kind=loss_kind, seed=self.settings.seed)  # fmt: skip
 
     def _evaluate(self, images, loss_kind: str):
-        loss, reconstruction, kl, _ = self._losses(images, tf.ones([tf.shape(images)[0]]), loss_kind, training=False)
-        return loss, reconstruction, kl
+        losses = evaluate(self.model, self._variables, images, loss_kind=loss_kind, seed=self.settings.seed)
+        return losses.loss, losses.reconstruction, losses.kl
 
     def _new_plan(self) -> _EpochPlan:
         """This epoch's shuffled batches; the last, partial one is padded and masked."""
@@ -468,15 +407,13 @@ class Trainer:
         plan = self._plan
         wanted = max(MIN_CALL_STEPS, round(self.seconds_per_call * clock.speed))
         count = min(wanted, plan.batches - plan.position)
-        packed = clock.time(
-            self._train_call, plan.indices, plan.sizes, tf.constant(plan.position), tf.constant(count)
-        ).numpy()
-        loss, reconstruction, kl, steps, diverged = packed[:5]
-        steps = int(steps)
+        chunk = clock.time(self._train_call, plan.indices, plan.sizes, tf.constant(plan.position), tf.constant(count))
+        steps, diverged = int(chunk.steps), bool(chunk.diverged)
         clock.count(steps)
         self._train_seconds += clock.last_seconds
         if steps:
-            sums = (float(loss), float(reconstruction), float(kl), packed[5:])
+            sums = (float(chunk.loss_sum), float(chunk.reconstruction_sum), float(chunk.kl_sum),
+                    chunk.kl_per_dim_sum.numpy())  # fmt: skip
             plan.sums.add(steps, *sums)
             plan.position += steps
             self._emit_train(steps, sums, steps / max(clock.last_seconds, 1e-9), on_update)
@@ -495,7 +432,7 @@ class Trainer:
             loss=loss / steps,
             reconstruction_loss=reconstruction / steps,
             kl_loss=kl / steps,
-            kl_weight=float(self._kl_weight_now()),
+            kl_weight=float(self._variables.kl_weight_now()),
             steps_per_second=speed,
             seconds=self._train_seconds,
         )
@@ -518,7 +455,7 @@ class Trainer:
             loss=loss,
             reconstruction_loss=reconstruction,
             kl_loss=kl,
-            kl_weight=float(self._kl_weight_now()),
+            kl_weight=float(self._variables.kl_weight_now()),
             steps_per_second=0.0,
             seconds=self._train_seconds,
         )

@@ -11,20 +11,22 @@ import tensorflow as tf
 
 from playground.config import Settings
 from playground.models import build_vae
+from playground.steps import kl_weight_at, masked_losses, step_noise
 from playground.training import Trainer
 from tests.reference import gaussian_kl, guide_training_loop, vae_forward
 from tests.support import wait_for
 
 
 def test_one_step_of_each_loss_matches_numpy(tiny, rng):
-    """The trainer's loss terms, on fixed noise, against a numpy forward pass and closed-form KL."""
+    """The masked loss terms, on fixed noise, against a numpy forward pass and closed-form KL."""
     images = tiny.x_train[:64].reshape(-1, 784)
     epsilon = rng.standard_normal((64, 8)).astype("float32")
+    model = build_vae(Settings(latent_dim=8))
     for loss_kind in ("guide", "elbo"):
-        trainer = Trainer(Settings(loss=loss_kind, latent_dim=8, kl_weight=0.3), tiny)
-        trainer._noise = lambda batch_size, training: tf.constant(epsilon)
-        loss, reconstruction, kl, kl_dims = trainer._losses(tf.constant(images), tf.ones([64]), loss_kind)
-        z_mean, z_log_var, output = vae_forward(trainer.model, images, epsilon)
+        loss, reconstruction, kl, kl_dims = masked_losses(
+            model, tf.constant(images), tf.ones([64]), tf.constant(epsilon), loss_kind, kl_weight=0.3
+        )
+        z_mean, z_log_var, output = vae_forward(model, images, epsilon)
         kl_matrix = gaussian_kl(z_mean, z_log_var)
         if loss_kind == "guide":
             expected_reconstruction = np.mean((images - output) ** 2)
@@ -40,14 +42,25 @@ def test_one_step_of_each_loss_matches_numpy(tiny, rng):
 
 
 def test_a_masked_partial_batch_counts_only_its_real_rows(tiny):
-    trainer = Trainer(Settings(latent_dim=4), tiny)
+    model = build_vae(Settings(latent_dim=4))
     images = tf.constant(tiny.x_train[:8].reshape(-1, 784))
-    trainer._noise = lambda batch_size, training: tf.zeros([batch_size, 4])
-    _, reconstruction_5, kl_5, _ = trainer._losses(images[:5], tf.ones([5]), "guide")
+    noise = tf.zeros([8, 4])
+    _, reconstruction_5, kl_5, _ = masked_losses(model, images[:5], tf.ones([5]), noise[:5], "guide", 1.0)
     mask = tf.constant([1, 1, 1, 1, 1, 0, 0, 0], tf.float32)
-    _, reconstruction_masked, kl_masked, _ = trainer._losses(images, mask, "guide")
+    _, reconstruction_masked, kl_masked, _ = masked_losses(model, images, mask, noise, "guide", 1.0)
     assert float(reconstruction_masked) == pytest.approx(float(reconstruction_5), rel=1e-5)
     assert float(kl_masked) == pytest.approx(float(kl_5), rel=1e-5)
+
+
+def test_the_kl_warmup_is_a_linear_ramp_and_the_noise_a_function_of_seed_and_step():
+    weights = [float(kl_weight_at(2.0, 4.0, float(step))) for step in (1, 2, 4, 9)]
+    assert weights == pytest.approx([0.5, 1.0, 2.0, 2.0])
+    assert float(kl_weight_at(2.0, 0.0, 1.0)) == pytest.approx(2.0)  # no warm-up: the full weight at once
+    first = step_noise(7, 3.0, 16, 4).numpy()
+    np.testing.assert_array_equal(first, step_noise(7, 3.0, 16, 4).numpy())
+    assert not np.array_equal(first, step_noise(7, 4.0, 16, 4).numpy())
+    assert not np.array_equal(first, step_noise(7, 3.0, 16, 4, training=False).numpy())
+    assert abs(first.mean()) < 0.5 and 0.5 < first.std() < 1.5
 
 
 @pytest.mark.slow
@@ -69,11 +82,14 @@ def test_the_same_seed_and_settings_give_the_same_losses(tiny):
     settings = Settings(loss="elbo", latent_dim=4, intermediate_dim=32, epochs=2, seed=11)
     first, second = Trainer(settings, tiny), Trainer(settings, tiny)
     first.run(), second.run()
-    losses = [[r.loss for r in t.history.records()] for t in (first, second)]
+    # Per-epoch figures and weights: the streamed records' spans depend on the machine's speed.
+    losses = [[r.loss for r in t.history.records("val")] for t in (first, second)]
     np.testing.assert_allclose(losses[0], losses[1], rtol=1e-6)
+    for a, b in zip(first.model.get_weights(), second.model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     other = Trainer(settings.replace(seed=12), tiny)
     other.run()
-    assert other.history.records()[-1].loss != first.history.records()[-1].loss
+    assert other.history.records("val")[-1].loss != first.history.records("val")[-1].loss
 
 
 def test_partial_batches_every_epoch_without_retracing(tiny):

@@ -6,7 +6,7 @@ import inspect
 
 import streamlit as st
 
-from playground import layers, losses, models, training
+from playground import layers, losses, models, steps
 from playground.ui.i18n import t
 from playground.workspace import Workspace
 
@@ -16,7 +16,7 @@ SOURCES = [
     ("Decoder", models.Decoder),
     ("VariationalAutoEncoder", models.VariationalAutoEncoder),
     ("loss_terms", losses.loss_terms),
-    ("Trainer._train_steps", training.Trainer._train_steps),
+    ("train_chunk", steps.train_chunk),
 ]
 
 

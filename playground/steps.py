@@ -1,0 +1,129 @@
+"""The math of training, as plain functions: the masked losses, the KL warm-up, the noise, a chunk of steps.
+
+``Trainer`` compiles ``train_chunk`` once (``tf.function``, XLA for long runs) and
+calls it with a range of batches; everything it reads that may change between
+runs (rates, KL weight, warm-up) is a variable, so nothing ever retraces.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import tensorflow as tf
+
+from playground.losses import kl_per_dimension, loss_terms
+
+
+class StepLosses(NamedTuple):
+    """Means over a batch's real rows."""
+
+    loss: tf.Tensor  # reconstruction + KL weight x KL
+    reconstruction: tf.Tensor
+    kl: tf.Tensor  # not yet multiplied by the KL weight
+    kl_per_dim: tf.Tensor  # [L]
+
+
+class ChunkResult(NamedTuple):
+    """Sums of the loss terms over the steps a call applied, how many, and whether it stopped at a bad loss."""
+
+    loss_sum: tf.Tensor
+    reconstruction_sum: tf.Tensor
+    kl_sum: tf.Tensor
+    kl_per_dim_sum: tf.Tensor  # [L]
+    steps: tf.Tensor  # int32
+    diverged: tf.Tensor  # bool: a step's loss was not finite; that step was not applied
+
+
+@dataclass(frozen=True)
+class StepVariables:
+    """The float variables a compiled step reads besides the model and the optimizer (all scalars)."""
+
+    steps_taken: tf.Variable  # a float twin of optimizer.iterations: see step_noise
+    steps_before: tf.Variable  # steps a loaded model had already taken (its KL warm-up counts on)
+    kl_weight: tf.Variable
+    warmup_steps: tf.Variable  # 0: no warm-up
+
+    @classmethod
+    def zeros(cls) -> StepVariables:
+        return cls(*(tf.Variable(0.0, trainable=False) for _ in range(4)))
+
+    def kl_weight_now(self) -> tf.Tensor:
+        """The KL weight for the next step."""
+        return kl_weight_at(self.kl_weight, self.warmup_steps, self.steps_taken + 1.0 + self.steps_before)
+
+
+def kl_weight_at(kl_weight, warmup_steps, step):
+    """The KL weight at ``step`` (1 for the first): ramped up linearly over ``warmup_steps`` (0: no ramp)."""
+    ramp = tf.minimum(1.0, step / tf.maximum(warmup_steps, 1.0))
+    return kl_weight * tf.where(warmup_steps > 0, ramp, 1.0)
+
+
+def step_noise(seed: int, step, batch_size, latent_dim: int, training: bool = True):
+    """eps ~ N(0, I) [B, L], a function of (seed, step) alone: one stream for training, one for scoring.
+
+    ``step`` is a float counter. The Sampling layer's SeedGenerator keeps an int64
+    state, and under XLA any int64 variable read in the training loop (that state,
+    the optimizer's step count) halves its speed, while values derived from a float
+    counter cost nothing. Same distribution, still repeatable.
+    """
+    step = tf.cast(step, tf.int32)
+    stream = tf.stack([tf.constant(seed, tf.int32), step if training else -1 - step])
+    return tf.random.stateless_normal([batch_size, latent_dim], seed=stream)
+
+
+def masked_losses(model, images, mask, epsilon, loss_kind: str, kl_weight) -> StepLosses:
+    """The loss terms of ``images`` [B, 784] with noise ``epsilon`` [B, L], averaged over the rows
+    where ``mask`` [B] is 1 (a padded last batch has zeros)."""
+    output = model.forward(images, epsilon=epsilon)
+    kl = kl_per_dimension(output.z_mean, output.z_log_var)  # [B, L]
+    terms = loss_terms(loss_kind, images, output.reconstruction, kl)
+    count = tf.reduce_sum(mask)
+    reconstruction = tf.reduce_sum(terms.reconstruction * mask) / count
+    kl_mean = tf.reduce_sum(terms.kl * mask) / count
+    kl_per_dim = tf.reduce_sum(kl * mask[:, None], axis=0) / count
+    return StepLosses(reconstruction + kl_weight * kl_mean, reconstruction, kl_mean, kl_per_dim)
+
+
+def train_chunk(
+    model, optimizer, variables: StepVariables, x_train, indices, sizes, start, count, *, loss_kind: str, seed: int
+) -> ChunkResult:
+    """Steps ``start`` .. ``start + count`` of an epoch's batches: the guide's GradientTape step, many times.
+
+    ``indices`` [S, B] holds each batch's row numbers in ``x_train`` [N, 784] and
+    ``sizes`` [S] its real rows (the last batch is padded). Stops early, before
+    applying it, at the first step whose loss is not finite (checking every
+    gradient too would cost 10% of the speed; weights made non-finite by one bad
+    update show up as the next step's loss).
+    """
+    weights = model.trainable_variables
+    batch_size = tf.shape(indices)[1]
+    latent_dim = model.latent_dim
+    sums = (tf.constant(0.0), tf.constant(0.0), tf.constant(0.0), tf.zeros([latent_dim]))
+    steps, diverged = tf.constant(0), tf.constant(False)
+    # A while loop, not ``for i in tf.range``: XLA would take the range's bounds as
+    # compile-time constants and recompile for every new (start, count).
+    i = start
+    while i < start + count:
+        images = tf.gather(x_train, indices[i])  # [B, 784]
+        mask = tf.cast(tf.range(batch_size) < sizes[i], tf.float32)  # [B]
+        epsilon = step_noise(seed, variables.steps_taken, batch_size, latent_dim)
+        with tf.GradientTape() as tape:
+            losses = masked_losses(model, images, mask, epsilon, loss_kind, variables.kl_weight_now())
+        gradients = tape.gradient(losses.loss, weights)
+        if not tf.math.is_finite(losses.loss):
+            diverged = tf.constant(True)
+            break
+        optimizer.apply_gradients(zip(gradients, weights))
+        variables.steps_taken.assign_add(1.0)
+        sums = tuple(total + term for total, term in zip(sums, losses))
+        steps += 1
+        i += 1
+    return ChunkResult(*sums, steps, diverged)
+
+
+def evaluate(model, variables: StepVariables, images, *, loss_kind: str, seed: int) -> StepLosses:
+    """The loss terms of ``images`` [M, 784] at the current KL weight, with the scoring noise stream."""
+    count = tf.shape(images)[0]
+    epsilon = step_noise(seed, variables.steps_taken, count, model.latent_dim, training=False)
+    return masked_losses(model, images, tf.ones([count]), epsilon, loss_kind, variables.kl_weight_now())
