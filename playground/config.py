@@ -181,3 +181,9 @@ PRESETS = {"explore": EXPLORE, "latent_2d": LATENT_2D, "guide": GUIDE}
 def watchable(settings: Settings, train_examples: int) -> Settings:
     """``settings`` with the epochs of a watchable run on a training set of ``train_examples``."""
     return settings.replace(epochs=epochs_for(train_examples, settings.batch_size))
+
+
+def preset(name: str, dataset: str, train_examples: int | None = None) -> Settings:
+    """Preset ``name`` on ``dataset``, watchable given its size (the guide's preset keeps the guide's 2 epochs)."""
+    chosen = PRESETS[name].replace(dataset=dataset)
+    return chosen if name == "guide" or train_examples is None else watchable(chosen, train_examples)

@@ -37,7 +37,7 @@ def test_every_setting_has_a_cli_flag_that_reaches_settings():
 
 
 def test_choices_come_from_one_place():
-    assert DATASETS == tuple(DATASET_TITLES), "dataset names and titles are one list"
+    assert tuple(DATASET_TITLES) == DATASETS, "dataset names and titles are one list"
     assert spec("dataset").choices == DATASETS and spec("loss").choices == LOSSES
     with pytest.raises(SystemExit):  # argparse refuses a loss that is not a choice
         build_parser().parse_args(["train", "--loss", "mse"])
@@ -75,3 +75,11 @@ def test_default_epochs_make_a_first_run_of_about_thirty_thousand_steps():
     assert epochs_for(10, 1) == 1000, "never above the bound"
     explore = watchable(PRESETS["explore"], 4_500)
     assert explore.epochs == 423 and explore.replace(epochs=10) == PRESETS["explore"]
+
+
+def test_presets_are_watchable_except_the_guide_s_own_run():
+    from playground.config import preset
+
+    assert preset("latent_2d", "mnist", 4_500).epochs == 423
+    assert preset("guide", "mnist", 4_500) == Settings(), "the guide's exact run, 2 epochs"
+    assert preset("explore", "fashion_mnist") == PRESETS["explore"].replace(dataset="fashion_mnist")
