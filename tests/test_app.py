@@ -23,6 +23,8 @@ APP = str(Path(__file__).resolve().parents[1] / "app.py")
 def app(monkeypatch, tmp_path):
     monkeypatch.setenv("PLAYGROUND_SOURCE", "bundled")
     monkeypatch.setenv("PLAYGROUND_RUNS_DIR", str(tmp_path / "runs"))
+    # AppTest's sessions are not the server's: a janitor left by another test would close this one after 20 s.
+    monkeypatch.setattr("playground.jobs.ABANDON_SECONDS", 3600.0)
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
@@ -64,8 +66,8 @@ def digit_on_canvas(image: np.ndarray) -> np.ndarray:
 
 def test_the_page_loads_with_its_settings_and_controls(app):
     latent, hidden = number(app, "Latent size"), number(app, "Intermediate size")
-    assert (latent.min, latent.max, latent.value) == (1, 64, 8)
-    assert (hidden.min, hidden.max, hidden.value) == (8, 1024, 256)
+    assert (latent.value, hidden.value) == (8, 256)
+    assert "Allowed: 1 to 64." in latent.help and "Allowed: 8 to 1,024." in hidden.help
     for label in ("Start training", "Stop training", "Pause", "Reset model"):
         button(app, label)
     assert button(app, "Stop training").disabled and not button(app, "Start training").disabled
@@ -214,6 +216,42 @@ def test_a_broken_model_file_is_refused_with_a_message(app):
     assert not app.exception
 
 
+# Every call of t() whose key is built from a variable, and every key it can build. A new such
+# call fails the test until its keys are listed here, so no built key goes untranslated.
+def _built_keys() -> dict[str, set[str]]:
+    import ast
+    import re
+
+    from playground.config import LOSSES, PRESETS, fields
+
+    root = Path(__file__).resolve().parents[1]
+    jobs = (root / "playground/jobs.py").read_text() + (root / "playground/training.py").read_text()
+    states = {"idle", "paused", *re.findall(r'(?:self\.state|reason) = "(\w+)"', jobs)}
+    tabs = re.findall(r'^\s+\("(\w+)", \w+\.render\)', (root / "app.py").read_text(), re.M)
+    loaders = ast.walk(ast.parse((root / "playground/data.py").read_text()))
+    makes = [node for node in loaders if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "_make"]
+    origins = {node.args[6].value for node in makes}  # _make(name, x_train, ..., where, origin, location)
+    assert states >= {"queued", "running", "finished", "stopped", "diverged", "failed"} and len(tabs) >= 6
+    assert origins == {"keras", "bundled", "idx"}, origins
+    curves = ("loss", "reconstruction_loss", "kl_loss")
+    choices = {f"{s.name}.{value}" for s in fields() if s.choices and s.name != "dataset" for value in s.choices}
+    return {
+        'f"{name}.{value}"': choices,  # sidebar: the loss names (datasets keep their own titles)
+        "setting.text_key": {s.text_key for s in fields()},
+        "setting.help_key": {s.help_key for s in fields()},
+        'f"source.{data.origin}"': {f"source.{o}" for o in origins - {"keras"}},
+        'f"source.keras_{data.location}"': {"source.keras_cache", "source.keras_download"},
+        'f"preset.{name}"': {f"preset.{name}" for name in PRESETS},
+        'f"tab.{tab_id}"': {f"tab.{tab_id}" for tab_id in tabs},
+        "'state.' + state": {f"state.{state}" for state in states},
+        'f"chart.{name}"': {f"chart.{name}" for name in curves},
+        'f"chart.val_{name}"': {f"chart.val_{name}" for name in curves},
+        'f"items.{ws.dataset.name}"': {f"items.{name}" for name in fields()[0].choices},
+        'f"model.kl_value_{ws.settings.loss}"': {f"model.kl_value_{loss}" for loss in LOSSES},
+        'f"model.objective_{ws.settings.loss}"': {f"model.objective_{loss}" for loss in LOSSES},
+    }
+
+
 def test_every_text_has_both_languages_and_every_key_used_exists():
     import re
     import tomllib
@@ -225,7 +263,13 @@ def test_every_text_has_both_languages_and_every_key_used_exists():
         names = [set(re.findall(r"{(\w+)}", entry[lang])) for lang in ("en", "zh")]
         assert names[0] == names[1], f"{key}: placeholders differ between languages"
     code = "\n".join(p.read_text() for p in [root / "app.py", *(root / "playground/ui").glob("*.py")])
-    used = set(re.findall(r'\bt\("([a-z_0-9.]+)"', code))
+    calls = re.findall(r"\bt\(\s*([^,)]+)", code)  # each call's first argument, as written
+    literal = {call[1:-1] for call in calls if re.fullmatch(r"([\"'])[a-z_0-9.]+\1", call)}
+    built = {call for call in calls if not re.fullmatch(r"([\"'])[a-z_0-9.]+\1", call)} - {"key: str"}
+    enumerated = _built_keys()
+    assert built == set(enumerated), "a t() call builds its key from a variable: list its keys in _built_keys"
+    assert literal, "literal keys were found"
+    used = literal | set().union(*enumerated.values())
     assert used - set(table) == set(), "keys used but not translated"
 
 
@@ -274,7 +318,7 @@ def test_runs_are_kept_compared_and_reopened(app):
     reopen_first.click().run()
     assert workspace.trainer.epoch == 1 and len(workspace.trainer.history.records("val")) == 1
     assert any("Reopened run-001" in s.value for s in app.success)
-    button(app, "Start training").click().run()  # and it trains on from there
+    button(app, "Train 1 more epoch").click().run()  # and it trains on from there
     wait_until_idle(app)
     assert workspace.trainer.epoch == 2
 
@@ -339,3 +383,141 @@ def test_runs_survive_a_reload_through_the_address(app, monkeypatch):
     stranger.run()
     open_tab(stranger, "runs")
     assert any("Every training run is kept here" in i.value for i in stranger.info)
+
+
+def test_an_out_of_range_number_says_the_allowed_range_and_changes_nothing(app):
+    number(app, "Latent size").set_value(100).run()
+    assert any("Latent size must be between 1 and 64" in e.value for e in app.sidebar.error)
+    assert app.session_state["workspace"].settings.latent_dim == 8
+    number(app, "Latent size").set_value(4).run()
+    assert not app.error and app.session_state["workspace"].settings.latent_dim == 4
+    app.radio(key="lang").set_value("zh").run()
+    number(app, "潜在维度（Latent size）").set_value(0).run()
+    assert any("必须在 1 到 64 之间" in e.value for e in app.sidebar.error)
+
+
+def test_a_change_of_model_asks_next_to_start_and_start_waits_for_the_answer(app):
+    number(app, "Epochs").set_value(1).run()
+    button(app, "Start training").click().run()
+    wait_until_idle(app)
+    workspace = app.session_state["workspace"]
+    number(app, "Latent size").set_value(3).run()
+    assert app.button(key="start").disabled, "Start would train the old model while the sidebar shows the new one"
+    assert any("Answer the question next to the training buttons" in w.value for w in app.sidebar.warning)
+    assert [b.key for b in app.main.button if b.key in ("discard", "keep")] == ["discard", "keep"]
+    assert not [b for b in app.sidebar.button if b.key in ("discard", "keep")]
+    app.button(key="keep").click().run()
+    assert not app.button(key="start").disabled and workspace.settings.latent_dim == 8
+    number(app, "Latent size").set_value(3).run()
+    app.button(key="discard").click().run()
+    assert not app.button(key="start").disabled and app.session_state["workspace"].settings.latent_dim == 3
+
+
+def test_the_first_run_is_long_enough_to_watch_and_start_says_what_it_will_do(app):
+    from playground.config import epochs_for
+
+    assert number(app, "Epochs").value == epochs_for(4_500, 64) == 423
+    number(app, "Epochs").set_value(2).run()
+    button(app, "Start training").click().run()
+    wait_until_idle(app)
+    assert app.button(key="start").label == "Train 2 more epochs"
+    number(app, "Epochs").set_value(1000).run()
+    app.button(key="start").click().run()
+    workspace = app.session_state["workspace"]
+    wait_for(lambda: workspace.trainer.epoch >= 3, 60, "training did not go on")
+    button(app, "Stop training").click().run()
+    wait_until_idle(app, timeout=30)
+    target = workspace.trainer.target_epoch
+    assert target == 1002 and app.button(key="start").label == f"Continue training to epoch {target}"
+    button(app, "Reset model").click().run()
+    assert app.button(key="start").label == "Start training"
+
+
+def test_an_untrained_model_never_reads_finished(app):
+    number(app, "Epochs").set_value(1).run()
+    button(app, "Start training").click().run()
+    wait_until_idle(app)
+    assert any("Finished · 1 epochs" in p.proto.text for p in app.get("progress"))
+    button(app, "Reset model").click().run()
+    texts = [p.proto.text for p in app.get("progress")]
+    assert texts == ["Ready · an untrained model: press Start training"], texts
+
+
+def test_time_left_reads_in_minutes_and_hours():
+    from playground.ui.i18n import duration
+
+    assert [duration(s) for s in (0, 42.4, 59.6, 200, 3599, 8560)] == [
+        "0 s", "42 s", "1 min 0 s", "3 min 20 s", "59 min 59 s", "2 h 22 min",
+    ]  # fmt: skip
+
+
+def test_the_model_tab_shows_the_kl_term_of_the_current_loss_and_weight(app):
+    from playground.losses import kl_per_dimension
+
+    number(app, "KL weight").set_value(0.1).run()
+    number(app, "Epochs").set_value(1).run()
+    button(app, "Start training").click().run()
+    wait_until_idle(app)
+    workspace = app.session_state["workspace"]
+
+    def shown() -> tuple[str, float]:
+        open_tab(app, "model")
+        latex = next(m.value for m in app.get("latex"))
+        caption = next(c.value for c in app.caption if "KL =" in c.value)
+        return latex, float(caption.split("= **")[1].split("**")[0])
+
+    def by_numpy() -> float:  # the ELBO's KL: summed over latent dimensions, averaged over the images
+        z_mean, z_log_var = workspace.refresh().encode(workspace.dataset.x_test[:256])
+        kl = np.asarray(kl_per_dimension(z_mean, z_log_var)).sum(axis=1).mean()
+        expected = -0.5 * (1 + z_log_var - z_mean**2 - np.exp(z_log_var))
+        assert kl == pytest.approx(expected.sum(axis=1).mean(), rel=1e-5)
+        return 0.1 * kl
+
+    latex, trained = shown()
+    assert r"\sum_{j=1}^{L}" in latex and r"\frac{1}{L}" not in latex, "the ELBO sums over latent dimensions"
+    assert trained == pytest.approx(by_numpy(), rel=1e-4)
+    assert any("β = 0.1 " in c.value for c in app.caption)
+    button(app, "Reset model").click().run()
+    _, reset = shown()
+    assert reset == pytest.approx(by_numpy(), rel=1e-4) and reset != pytest.approx(trained, rel=1e-3)
+    app.radio(key="set_loss").set_value("guide").run()
+    latex, _ = shown()
+    assert r"\frac{1}{L}\sum_{j=1}^{L}" in latex, "the guide's loss averages over latent dimensions"
+
+
+def test_the_loss_chart_puts_kl_in_its_own_panel_and_skips_the_first_spike():
+    from playground.figures import MAX_MARKERS, loss_figure
+
+    steps = np.arange(1, 2001, dtype=float)
+    train = {"step": steps, "loss": 100 + 400 / steps, "reconstruction_loss": 90 + 400 / steps,
+             "kl_loss": 10 + 0 * steps}  # fmt: skip
+    train["loss"][0] = 500.0  # the untrained model's first record
+    val_steps = np.arange(10, 2001, 5, dtype=float)  # 399 epochs
+    val = {"step": val_steps, "loss": 101 + 0 * val_steps, "reconstruction_loss": 91 + 0 * val_steps,
+           "kl_loss": 10 + 0 * val_steps}  # fmt: skip
+    text = {k: k for k in ("loss", "reconstruction_loss", "kl_loss", "step", "loss_axis", "kl_axis")}
+    text.update({f"val_{k}": f"val_{k}" for k in ("loss", "reconstruction_loss", "kl_loss")})
+    figure = loss_figure(train, val, text)
+    axis_of = {trace.name: trace.yaxis for trace in figure.data}
+    assert axis_of["kl_loss"] == axis_of["val_kl_loss"] == "y2" and axis_of["loss"] == "y"
+    layout = figure.layout
+    assert layout.yaxis2.overlaying is None, "KL is a panel of its own, not drawn over the losses"
+    assert set(layout.yaxis.domain).isdisjoint(layout.yaxis2.domain) or max(layout.yaxis2.domain) < min(
+        layout.yaxis.domain
+    )
+    assert layout.yaxis.range[1] < 300, "the first record's 500 does not set the scale"
+    assert layout.yaxis.range[0] < 91 and layout.yaxis.range[1] > 101 + 400 / 4
+    val_loss = next(trace for trace in figure.data if trace.name == "val_loss")
+    assert len(val_loss.x) == 399 and sum(size > 0 for size in val_loss.marker.size) <= MAX_MARKERS
+
+
+def test_streamlit_s_keras_clean_up_is_turned_off_and_fails_loudly_if_it_moves(monkeypatch):
+    from streamlit.runtime.scriptrunner import script_runner
+
+    from playground.ui import state
+
+    assert script_runner._clean_problem_modules is state._keep_modules, "Streamlit's hook is replaced"
+    monkeypatch.delattr(script_runner, state.PRIVATE_HOOK)
+    with pytest.raises(RuntimeError, match="_clean_problem_modules is gone"):
+        state.keep_keras_state()
+    assert not hasattr(script_runner, state.PRIVATE_HOOK), "no attribute added under the old name"

@@ -33,3 +33,14 @@ def t(key: str, **values) -> str:
     entry = table()[key]
     text = entry.get(language()) or entry[DEFAULT_LANGUAGE]
     return text.format(**values) if values else text
+
+
+def duration(seconds: float) -> str:
+    """A time left as people say it, in the page's language: "45 s", "3 min 20 s", "2 h 23 min"."""
+    hours, rest = divmod(max(0, round(seconds)), 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return t("time.hours", hours=hours, minutes=minutes)
+    if minutes:
+        return t("time.minutes", minutes=minutes, seconds=seconds)
+    return t("time.seconds", seconds=seconds)
