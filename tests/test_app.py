@@ -331,12 +331,16 @@ def test_the_code_tab_snippet_rebuilds_and_reloads_the_model_outside_the_app(app
     snippet = next(c.value for c in app.code if "load_vae" in c.value)
     assert "latent_dim=8, intermediate_dim=256" in snippet
     save_vae(app.session_state["workspace"].inference.model, tmp_path / "vae-playground.keras")
-    root = Path(APP).parent
-    env = {"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"}  # no PYTHONPATH: the snippet finds the package
     command = [sys.executable, "-c", snippet]
     done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().endswith("(8, 784)")
+    from playground.cli import _settings_from, build_parser
+
+    train_command = next(c.value for c in app.code if c.value.startswith("python -m playground train"))
+    args = build_parser().parse_args(train_command.split()[3:])
+    assert _settings_from(args) == app.session_state["workspace"].settings, "the command trains these settings"
     assert any("class Encoder" in c.value for c in app.code), "the model's source is shown"
 
 
