@@ -223,6 +223,7 @@ def _built_keys() -> dict[str, set[str]]:
     import re
 
     from playground.config import LOSSES, PRESETS, fields
+    from playground.ui.i18n import _UPLOADER_TEXTS
 
     root = Path(__file__).resolve().parents[1]
     jobs = (root / "playground/jobs.py").read_text() + (root / "playground/training.py").read_text()
@@ -246,6 +247,7 @@ def _built_keys() -> dict[str, set[str]]:
         "'state.' + state": {f"state.{state}" for state in states},
         'f"chart.{name}"': {f"chart.{name}" for name in curves},
         'f"chart.val_{name}"': {f"chart.val_{name}" for name in curves},
+        'f"uploader.{name}"': {f"uploader.{name}" for name in _UPLOADER_TEXTS},
         'f"items.{ws.dataset.name}"': {f"items.{name}" for name in fields()[0].choices},
         'f"model.kl_value_{ws.settings.loss}"': {f"model.kl_value_{loss}" for loss in LOSSES},
         'f"model.objective_{ws.settings.loss}"': {f"model.objective_{loss}" for loss in LOSSES},
@@ -393,8 +395,10 @@ def test_an_out_of_range_number_says_the_allowed_range_and_changes_nothing(app):
     number(app, "Latent size").set_value(100).run()
     assert any("Latent size must be between 1 and 64" in e.value for e in app.sidebar.error)
     assert app.session_state["workspace"].settings.latent_dim == 8
+    assert app.button(key="start").disabled and any("out of its range" in c.value for c in app.main.caption)
     number(app, "Latent size").set_value(4).run()
     assert not app.error and app.session_state["workspace"].settings.latent_dim == 4
+    assert not app.button(key="start").disabled
     app.radio(key="lang").set_value("zh").run()
     number(app, "潜在维度（Latent size）").set_value(0).run()
     assert any("必须在 1 到 64 之间" in e.value for e in app.sidebar.error)
@@ -407,6 +411,7 @@ def test_a_change_of_model_asks_next_to_start_and_start_waits_for_the_answer(app
     workspace = app.session_state["workspace"]
     number(app, "Latent size").set_value(3).run()
     assert app.button(key="start").disabled, "Start would train the old model while the sidebar shows the new one"
+    assert any(w.value.startswith("Latent size 8 → 3:") for w in app.main.warning)
     assert any("Answer the question next to the training buttons" in w.value for w in app.sidebar.warning)
     assert [b.key for b in app.main.button if b.key in ("discard", "keep")] == ["discard", "keep"]
     assert not [b for b in app.sidebar.button if b.key in ("discard", "keep")]
@@ -444,7 +449,7 @@ def test_an_untrained_model_never_reads_finished(app):
     assert any("Finished · 1 epochs" in p.proto.text for p in app.get("progress"))
     button(app, "Reset model").click().run()
     texts = [p.proto.text for p in app.get("progress")]
-    assert texts == ["Ready · an untrained model: press Start training"], texts
+    assert texts == ["Ready · an untrained model"], texts
 
 
 def test_time_left_reads_in_minutes_and_hours():
@@ -525,3 +530,20 @@ def test_streamlit_s_keras_clean_up_is_turned_off_and_fails_loudly_if_it_moves(m
     with pytest.raises(RuntimeError, match="_clean_problem_modules is gone"):
         state.keep_keras_state()
     assert not hasattr(script_runner, state.PRIVATE_HOOK), "no attribute added under the old name"
+
+
+def test_the_uploaders_own_texts_are_translated(app):
+    def styles() -> str:
+        return "".join(element.proto.body for element in app.get("html"))
+
+    assert "上传" not in styles(), "English needs no override"
+    app.radio(key="lang").set_value("zh").run()
+    css = styles()
+    assert 'content: "上传"' in css and 'content: "每个文件不超过 20MB"' in css and "把文件拖放到这里" in css
+    # The CSS finds Streamlit's texts by test id: the installed Streamlit must still render them.
+    import streamlit
+
+    bundle = Path(streamlit.__file__).parent / "static/static/js"
+    source = "".join(path.read_text(errors="ignore") for path in bundle.glob("FileUploader*.js"))
+    for marker in ("stFileUploaderDropzone", "stFileUploaderDropzoneInstructions", "per file", "label:l?`Upload"):
+        assert marker in source, f"Streamlit's uploader changed: {marker!r} is gone; update i18n._UPLOADER_TEXTS"

@@ -45,10 +45,15 @@ def _panel(ws: Workspace) -> None:
 
 # The KL term exactly as playground.losses.loss_terms computes it for each loss: per example,
 # the mean (guide) or the sum (ELBO) over the L latent dimensions; then the mean over the batch.
-_KL_TERM = r"-\tfrac{1}{2}\left(1 + \log\sigma_{bj}^2 - \mu_{bj}^2 - \sigma_{bj}^2\right)"
-KL_FORMULAS = {
-    "guide": r"\mathcal{L}_{KL} = \beta \cdot \frac{1}{B}\sum_{b=1}^{B} \frac{1}{L}\sum_{j=1}^{L}" + _KL_TERM,
-    "elbo": r"\mathcal{L}_{KL} = \beta \cdot \frac{1}{B}\sum_{b=1}^{B} \sum_{j=1}^{L}" + _KL_TERM,
+_KL_TERM = r"\mathrm{KL}_{bj} &= -\tfrac{1}{2}\left(1 + \log\sigma_{bj}^2 - \mu_{bj}^2 - \sigma_{bj}^2\right)"
+_OVER_LATENT = {"guide": r"\frac{1}{L}\sum_{j=1}^{L}", "elbo": r"\sum_{j=1}^{L}"}  # mean, or sum
+KL_FORMULAS = {  # two lines, so that the formula fits a phone's width
+    loss: r"\begin{aligned}\mathcal{L}_{KL} &= \beta \cdot \frac{1}{B}\sum_{b=1}^{B} "
+    + over
+    + r" \mathrm{KL}_{bj} \\ "
+    + _KL_TERM
+    + r"\end{aligned}"
+    for loss, over in _OVER_LATENT.items()
 }
 KL_SAMPLE = 256  # test images the shown value is averaged over
 

@@ -12,13 +12,13 @@ import streamlit as st
 
 from playground.config import PRESETS, FieldSpec, Settings, check, epochs_for, fields, preset
 from playground.data import DATASETS as DATASET_TITLES
-from playground.ui.i18n import LANGUAGES, t
+from playground.ui.i18n import LANGUAGES, localize_widgets, t
 from playground.ui.state import data_source, load_data, rebuild
 from playground.workspace import Workspace
 
 WIDGETS = {setting.name: f"set_{setting.name}" for setting in fields()}  # Settings field -> widget key
 LEARNING_RATES = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0]
-QUESTION = "model_question"  # True while a change of model waits for "discard or keep?"
+QUESTION = "model_question"  # "discard" while a change of model waits for an answer, "invalid" while a value is
 
 
 def set_widgets(settings: Settings) -> None:
@@ -44,7 +44,8 @@ def render(ws: Workspace) -> None:
         set_widgets(ws.settings)
         if st.query_params.get("lang") in LANGUAGES:  # a shared link can open the page in Chinese: ?lang=zh
             st.session_state["lang"] = st.query_params["lang"]
-    st.session_state[QUESTION] = False
+    st.session_state[QUESTION] = None
+    localize_widgets()  # the file uploaders' own texts, in Chinese
     with st.sidebar:
         st.radio("Language / 语言", list(LANGUAGES), format_func=LANGUAGES.get, key="lang", horizontal=True,
                  on_change=_remember_language)  # fmt: skip
@@ -53,6 +54,8 @@ def render(ws: Workspace) -> None:
         _presets(ws)
         if _inputs():
             _reconcile(ws, _settings_from_widgets())
+        else:
+            st.session_state[QUESTION] = "invalid"  # Start waits: the sidebar shows a value it would not use
         supervisor = ws.supervisor
         st.caption(t("server.load", running=supervisor.running_count, waiting=supervisor.waiting_count,
                      cap=supervisor.max_workers))  # fmt: skip
@@ -150,7 +153,7 @@ def _reconcile(ws: Workspace, desired: Settings) -> None:
     """Apply what can be applied; a change of model for a trained one waits for the question by Start."""
     new_model = desired.dataset != ws.dataset.name or desired.model_key() != ws.settings.model_key()
     if new_model and (ws.trained or ws.training):
-        st.session_state[QUESTION] = True
+        st.session_state[QUESTION] = "discard"
         st.warning(t("settings.question_waits"))
     elif new_model:
         _rebuild(ws, desired)
@@ -162,15 +165,30 @@ def _reconcile(ws: Workspace, desired: Settings) -> None:
 
 
 def model_question(ws: Workspace) -> None:
-    """Ask, where the training buttons are, whether to throw the trained model away (if a change waits)."""
-    if not st.session_state.get(QUESTION):
+    """Where the training buttons are: whether to throw the trained model away, or why Start waits."""
+    waiting = st.session_state.get(QUESTION)
+    if waiting == "invalid":
+        st.caption(t("settings.fix_first"))
+    if waiting != "discard":
         return
     with st.container(border=True):
-        st.warning(t("settings.confirm_discard"))
+        st.warning(t("settings.confirm_discard", changes=_model_changes(ws, _settings_from_widgets())))
         discard, keep = st.columns(2)
         discard.button(t("settings.discard"), on_click=_discard_and_apply, args=(ws,), type="primary", key="discard",
                        width="stretch")  # fmt: skip
         keep.button(t("settings.keep"), on_click=set_widgets, args=(ws.settings,), key="keep", width="stretch")
+
+
+def _model_changes(ws: Workspace, desired: Settings) -> str:
+    """What asks for a new model, as "Latent size 8 → 3, Seed 0 → 1"."""
+    current = ws.settings.replace(dataset=ws.dataset.name)
+    titles = choice_names("dataset")
+    changes = []
+    for setting in fields():
+        before, after = getattr(current, setting.name), getattr(desired, setting.name)
+        if setting.name in ("dataset", "latent_dim", "intermediate_dim", "seed") and before != after:
+            changes.append(f"{t(setting.text_key)} {titles.get(before, before)} → {titles.get(after, after)}")
+    return ", ".join(changes)
 
 
 def _discard_and_apply(ws: Workspace) -> None:
