@@ -78,6 +78,7 @@ def test_the_page_loads_with_its_settings_and_controls(app):
     assert not app.error
 
 
+@pytest.mark.slow  # trains a model (or starts a Python with TensorFlow)
 def test_start_training_runs_in_the_background_and_fills_the_chart(app):
     number(app, "Epochs").set_value(2).run()
     button(app, "Start training").click().run()
@@ -94,6 +95,7 @@ def test_start_training_runs_in_the_background_and_fills_the_chart(app):
     assert len(runs) == 1, "the finished run is kept on disk"
 
 
+@pytest.mark.slow  # trains a model (or starts a Python with TensorFlow)
 def test_stop_training_stops_the_worker(app):
     number(app, "Epochs").set_value(1000).run()
     button(app, "Start training").click().run()
@@ -141,6 +143,7 @@ def test_a_blank_drawing_asks_for_a_digit(app):
     assert any("Draw a digit" in i.value for i in app.info)
 
 
+@pytest.mark.slow  # trains a model (or starts a Python with TensorFlow)
 def test_changing_the_architecture_of_a_trained_model_asks_first(app):
     number(app, "Epochs").set_value(1).run()
     button(app, "Start training").click().run()
@@ -299,6 +302,7 @@ def test_a_link_with_lang_zh_opens_the_page_in_chinese(monkeypatch, tmp_path):
     assert "开始训练" in [b.label for b in at.button]
 
 
+@pytest.mark.slow  # trains a model (or starts a Python with TensorFlow)
 def test_runs_are_kept_compared_and_reopened(app):
     number(app, "Epochs").set_value(1).run()
     button(app, "Start training").click().run()
@@ -325,6 +329,7 @@ def test_runs_are_kept_compared_and_reopened(app):
     assert workspace.trainer.epoch == 2
 
 
+@pytest.mark.slow  # trains a model (or starts a Python with TensorFlow)
 def test_the_code_tab_snippet_rebuilds_and_reloads_the_model_outside_the_app(app, tmp_path):
     import subprocess
     import sys
@@ -346,6 +351,7 @@ def test_the_code_tab_snippet_rebuilds_and_reloads_the_model_outside_the_app(app
     assert any("class Encoder" in c.value for c in app.code), "the model's source is shown"
 
 
+@pytest.mark.slow  # trains a model (or starts a Python with TensorFlow)
 def test_the_kl_bars_show_during_training_and_can_order_the_sliders(app):
     number(app, "Epochs").set_value(2).run()
     button(app, "Start training").click().run()
@@ -374,6 +380,7 @@ def test_a_failing_panel_shows_a_short_error_and_the_rest_of_the_page_works(app,
     assert number(app, "Latent size").value == 8
 
 
+@pytest.mark.slow  # trains a model (or starts a Python with TensorFlow)
 def test_runs_survive_a_reload_through_the_address(app, monkeypatch):
     number(app, "Epochs").set_value(1).run()
     button(app, "Start training").click().run()
@@ -404,6 +411,7 @@ def test_an_out_of_range_number_says_the_allowed_range_and_changes_nothing(app):
     assert any("必须在 1 到 64 之间" in e.value for e in app.sidebar.error)
 
 
+@pytest.mark.slow  # trains a model (or starts a Python with TensorFlow)
 def test_a_change_of_model_asks_next_to_start_and_start_waits_for_the_answer(app):
     number(app, "Epochs").set_value(1).run()
     button(app, "Start training").click().run()
@@ -422,6 +430,7 @@ def test_a_change_of_model_asks_next_to_start_and_start_waits_for_the_answer(app
     assert not app.button(key="start").disabled and app.session_state["workspace"].settings.latent_dim == 3
 
 
+@pytest.mark.slow  # trains a model (or starts a Python with TensorFlow)
 def test_the_first_run_is_long_enough_to_watch_and_start_says_what_it_will_do(app):
     from playground.config import epochs_for
 
@@ -442,6 +451,7 @@ def test_the_first_run_is_long_enough_to_watch_and_start_says_what_it_will_do(ap
     assert app.button(key="start").label == "Start training"
 
 
+@pytest.mark.slow  # trains a model (or starts a Python with TensorFlow)
 def test_an_untrained_model_never_reads_finished(app):
     number(app, "Epochs").set_value(1).run()
     button(app, "Start training").click().run()
@@ -460,6 +470,7 @@ def test_time_left_reads_in_minutes_and_hours():
     ]  # fmt: skip
 
 
+@pytest.mark.slow  # trains a model (or starts a Python with TensorFlow)
 def test_the_model_tab_shows_the_kl_term_of_the_current_loss_and_weight(app):
     from playground.losses import kl_per_dimension
 
