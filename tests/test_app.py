@@ -558,3 +558,39 @@ def test_the_uploaders_own_texts_are_translated(app):
     source = "".join(path.read_text(errors="ignore") for path in bundle.glob("FileUploader*.js"))
     for marker in ("stFileUploaderDropzone", "stFileUploaderDropzoneInstructions", "per file", "label:l?`Upload"):
         assert marker in source, f"Streamlit's uploader changed: {marker!r} is gone; update i18n._UPLOADER_TEXTS"
+
+
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist package
+
+
+@pytest.mark.slow  # loads 70,000 pictures
+@pytest.mark.skipif(not FASHION_DIR.exists(), reason="Debian's dataset-fashion-mnist is not installed")
+def test_a_new_dataset_brings_its_own_watchable_epochs_and_words(monkeypatch, tmp_path):
+    from playground.config import epochs_for
+
+    monkeypatch.setenv("PLAYGROUND_SOURCE", "auto")  # MNIST: the bundled sample here; Fashion-MNIST: Debian's
+    monkeypatch.setenv("PLAYGROUND_RUNS_DIR", str(tmp_path / "runs"))
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    assert number(at, "Epochs").value == epochs_for(4_500, 64)
+    assert any(img.captions[0].startswith("Test digits") for img in at.image)
+    at.selectbox(key="set_dataset").set_value("fashion_mnist").run()
+    assert not at.exception and at.session_state["workspace"].dataset.name == "fashion_mnist"
+    assert number(at, "Epochs").value == epochs_for(60_000, 64) == 32
+    assert any(img.captions[0].startswith("Test pictures of clothes") for img in at.image)
+    at.session_state["workspace"].close()
+
+
+def _queued_progress():
+    from playground.ui.train import _progress
+    from playground.workspace import Status
+
+    _progress(Status(state="queued", epoch=1, target_epoch=0, step=0, epoch_step=0, steps_per_epoch=71,
+                     steps_per_second=0.0, seconds_left=None, queue_position=2, result=None, error=None,
+                     save_error=None))  # fmt: skip
+
+
+def test_a_queued_run_says_its_place_not_epoch_1_of_0():
+    at = AppTest.from_function(_queued_progress, default_timeout=60).run()
+    assert [p.proto.text for p in at.get("progress")] == ["Queued · number 2 in the queue"]
+    assert any("You are number 2 in the queue" in i.value for i in at.info)

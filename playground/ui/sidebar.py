@@ -84,6 +84,10 @@ def _dataset(ws: Workspace) -> None:
 def _dataset_changed(ws: Workspace) -> None:
     """Epochs left at the old dataset's watchable default follow the new dataset's size."""
     batch = st.session_state[WIDGETS["batch_size"]]
+    try:
+        check("batch_size", batch)
+    except ValueError:
+        return  # the batch size's own message says what to fix
     if st.session_state[WIDGETS["epochs"]] != epochs_for(len(ws.dataset.x_train), batch):
         return
     try:
