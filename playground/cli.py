@@ -9,7 +9,7 @@ import threading
 from dataclasses import asdict
 from pathlib import Path
 
-from playground.config import DATASETS, LOSSES, Settings
+from playground.config import DATASETS, Settings, fields
 
 # How ``train`` ends: 1 when the run diverged (the model saved is the state it restored), 130 when
 # Ctrl-C stopped it (the shell's code for an interrupt; the model so far is still saved).
@@ -17,34 +17,21 @@ EXIT_CODES = {"finished": 0, "diverged": 1, "stopped": 130}
 
 
 def _settings_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = Settings()
-    parser.add_argument("--dataset", choices=DATASETS, default=defaults.dataset)
-    parser.add_argument("--source", default="auto", help="auto, keras, bundled or idx:DIR (default: auto)")
-    parser.add_argument("--loss", choices=LOSSES, default=defaults.loss)
-    parser.add_argument("--latent-dim", type=float, default=defaults.latent_dim)
-    parser.add_argument("--intermediate-dim", type=float, default=defaults.intermediate_dim)
-    parser.add_argument("--epochs", type=float, default=defaults.epochs)
-    parser.add_argument("--batch-size", type=float, default=defaults.batch_size)
-    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
-    parser.add_argument("--kl-weight", type=float, default=defaults.kl_weight)
-    parser.add_argument("--kl-warmup-steps", type=float, default=defaults.kl_warmup_steps)
-    parser.add_argument("--seed", type=float, default=defaults.seed)
+    """One flag per Settings field (``--latent-dim``), from the field's metadata; Settings checks the values."""
+    for setting in fields():
+        if setting.choices is not None:
+            parser.add_argument(setting.flag, choices=setting.choices, default=setting.default)
+        else:  # read as float so that Settings can refuse 2.5 epochs with a sentence, not argparse's usage line
+            low, high, default = (setting.show(value) for value in (setting.low, setting.high, setting.default))
+            parser.add_argument(setting.flag, type=float, default=setting.default,
+                                help=f"{setting.label}, {low} to {high} (default: {default})")  # fmt: skip
+        if setting.name == "dataset":
+            parser.add_argument("--source", default="auto", help="auto, keras, bundled or idx:DIR (default: auto)")
 
 
 def _settings_from(args: argparse.Namespace) -> Settings:
     """Settings from parsed flags; Settings itself checks every bound."""
-    return Settings(
-        dataset=args.dataset,
-        loss=args.loss,
-        latent_dim=args.latent_dim,
-        intermediate_dim=args.intermediate_dim,
-        learning_rate=args.learning_rate,
-        batch_size=args.batch_size,
-        epochs=args.epochs,
-        kl_weight=args.kl_weight,
-        kl_warmup_steps=args.kl_warmup_steps,
-        seed=args.seed,
-    )
+    return Settings(**{setting.name: getattr(args, setting.name) for setting in fields()})
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,43 +7,46 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-DATASETS = ("mnist", "fashion_mnist")
-LOSSES = ("guide", "elbo")
+from playground.data import DATASETS as DATASET_TITLES
+
+DATASETS = tuple(DATASET_TITLES)  # "mnist", "fashion_mnist": the titles live with the loaders
+LOSSES = ("elbo", "guide")  # the page offers them in this order
 
 
-def _bounded(default, low, high, label: str, *, integer: bool):
-    """A dataclass field whose metadata carries its bounds and its user-facing label."""
-    return field(default=default, metadata={"low": low, "high": high, "label": label, "integer": integer})
+def _choice(default: str, choices: tuple[str, ...], label: str, widget: str):
+    """A field that takes one of ``choices``; ``widget`` is how the page offers them ("select" or "radio")."""
+    return field(default=default, metadata={"choices": choices, "label": label, "widget": widget})
+
+
+def _bounded(default, low, high, label: str, *, integer: bool, step=None, widget: str = "number"):
+    """A field with bounds and a user-facing label; ``step`` is the page's +/- step ("steps": a slider of values)."""
+    meta = {"low": low, "high": high, "label": label, "integer": integer, "widget": widget, "step": step}
+    return field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True)
 class Settings:
     """Everything that defines a training run. Defaults are the guide's own run."""
 
-    dataset: str = "mnist"
+    dataset: str = _choice("mnist", DATASETS, "Dataset", "select")
     # "guide" reproduces the guide (and its collapse to the mean image at KL weight 1);
     # "elbo" is the keras.io VAE example's loss, whose latent space is worth exploring.
-    loss: str = "guide"
+    loss: str = _choice("guide", LOSSES, "Loss", "radio")
     # 32 and 64 are the guide's sizes; 64 latent dims is where sliders stop being usable.
-    latent_dim: int = _bounded(32, 1, 64, "Latent size", integer=True)
-    intermediate_dim: int = _bounded(64, 8, 1024, "Intermediate size", integer=True)
+    latent_dim: int = _bounded(32, 1, 64, "Latent size", integer=True, step=1)
+    intermediate_dim: int = _bounded(64, 8, 1024, "Intermediate size", integer=True, step=8)
     # Up to 10 so that a user can watch a run diverge and be stopped cleanly.
-    learning_rate: float = _bounded(1e-3, 1e-6, 10.0, "Learning rate", integer=False)
-    batch_size: int = _bounded(64, 1, 4096, "Batch size", integer=True)
-    epochs: int = _bounded(2, 1, 1000, "Epochs", integer=True)
-    kl_weight: float = _bounded(1.0, 0.0, 100.0, "KL weight", integer=False)
+    learning_rate: float = _bounded(1e-3, 1e-6, 10.0, "Learning rate", integer=False, widget="steps")
+    batch_size: int = _bounded(64, 1, 4096, "Batch size", integer=True, step=16)
+    epochs: int = _bounded(2, 1, 1000, "Epochs", integer=True, step=1)
+    kl_weight: float = _bounded(1.0, 0.0, 100.0, "KL weight", integer=False, step=0.1)
     # Ramp the KL weight up from 0 over this many steps (0: constant weight).
-    kl_warmup_steps: int = _bounded(0, 0, 1_000_000, "KL warm-up steps", integer=True)
-    seed: int = _bounded(0, 0, 2**31 - 1, "Seed", integer=True)
+    kl_warmup_steps: int = _bounded(0, 0, 1_000_000, "KL warm-up steps", integer=True, step=100)
+    seed: int = _bounded(0, 0, 2**31 - 1, "Seed", integer=True, step=1)
 
     def __post_init__(self):
-        if self.dataset not in DATASETS:
-            raise ValueError(f"The dataset must be one of {', '.join(DATASETS)} (got {self.dataset!r}).")
-        if self.loss not in LOSSES:
-            raise ValueError(f"The loss must be one of {', '.join(LOSSES)} (got {self.loss!r}).")
         for spec in dataclasses.fields(self):
-            if "low" in spec.metadata:
-                object.__setattr__(self, spec.name, _checked(getattr(self, spec.name), spec.metadata))
+            object.__setattr__(self, spec.name, check(spec.name, getattr(self, spec.name)))
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed, validated again."""
@@ -63,12 +66,69 @@ class Settings:
         return self.latent_dim, self.intermediate_dim, self.seed
 
 
+@dataclass(frozen=True)
+class FieldSpec:
+    """One setting as the CLI and the page offer it, read from the field's metadata."""
+
+    name: str  # the Settings field, e.g. "latent_dim"
+    default: Any
+    label: str  # English, for error messages; the page shows t(text_key)
+    widget: str  # "select", "radio", "number" or "steps" (a slider over preset values)
+    choices: tuple[str, ...] | None = None
+    low: float | None = None
+    high: float | None = None
+    integer: bool = False
+    step: float | None = None
+
+    @property
+    def flag(self) -> str:
+        """The CLI flag: ``--latent-dim``."""
+        return "--" + self.name.replace("_", "-")
+
+    def show(self, value: float) -> str:
+        """A value of this setting as people read it: 1,000,000 for a whole number, 1e-06 or 0.001 otherwise."""
+        return f"{int(value):,}" if self.integer else f"{value:g}"
+
+    @property
+    def text_key(self) -> str:
+        return f"settings.{self.name}"
+
+    @property
+    def help_key(self) -> str:
+        return f"help.{self.name}"
+
+
+def fields() -> tuple[FieldSpec, ...]:
+    """Every setting in declaration order, for building CLI flags, widgets and commands from one list."""
+    return tuple(
+        FieldSpec(name=spec.name, default=spec.default, **spec.metadata) for spec in dataclasses.fields(Settings)
+    )
+
+
+def spec(name: str) -> FieldSpec:
+    """One setting's FieldSpec (KeyError for an unknown name)."""
+    for found in fields():
+        if found.name == name:
+            return found
+    raise KeyError(name)
+
+
 def bounds(name: str) -> dict[str, Any]:
     """The low/high/label of a bounded field, for building inputs."""
-    for spec in dataclasses.fields(Settings):
-        if spec.name == name:
-            return dict(spec.metadata)
+    for field_spec in dataclasses.fields(Settings):
+        if field_spec.name == name:
+            return dict(field_spec.metadata)
     raise KeyError(name)
+
+
+def check(name: str, value: Any) -> Any:
+    """``value`` as setting ``name`` takes it, or a ValueError that says what is allowed."""
+    meta = bounds(name)
+    if "choices" in meta:
+        if value not in meta["choices"]:
+            raise ValueError(f"{meta['label']} must be one of {', '.join(meta['choices'])} (got {value!r}).")
+        return value
+    return _checked(value, meta)
 
 
 def _checked(value: Any, meta: dict[str, Any]) -> int | float:
@@ -94,11 +154,36 @@ def _checked(value: Any, meta: dict[str, Any]) -> int | float:
     return value
 
 
-# The app opens here: a run of a few seconds gives reconstructions that look like
-# their inputs and sliders that visibly move the digit.
+# A newcomer's first run should last long enough to watch the curves move and the validation
+# loss turn up on the small sample (overfitting), without wasting their time: about 20 s on a
+# 2-core CPU, where the trainer runs about 1,500 steps a second on the explore preset's
+# 784-256-8 ELBO model at batch 64 (the README's benchmark; validation each epoch included).
+WATCHABLE_STEPS = 30_000
+
+
+def epochs_for(train_examples: int, batch_size: int, steps: int = WATCHABLE_STEPS) -> int:
+    """Epochs of ``train_examples`` at ``batch_size`` that add up to about ``steps`` steps (1 to 1,000)."""
+    steps_per_epoch = -(-train_examples // batch_size)  # the last partial batch is a step too
+    low, high = bounds("epochs")["low"], bounds("epochs")["high"]
+    return int(min(max(round(steps / steps_per_epoch), low), high))
+
+
+# The app opens here (with epochs from epochs_for): reconstructions that look like their inputs
+# and sliders that visibly move the digit.
 EXPLORE = Settings(loss="elbo", latent_dim=8, intermediate_dim=256, epochs=10)
 # Two latent dimensions: every code is a point on a plane, the manifold grid covers it.
 LATENT_2D = Settings(loss="elbo", latent_dim=2, intermediate_dim=256, epochs=15)
 # The guide's exact run: at KL weight 1 its loss pulls every code onto the prior.
 GUIDE = Settings()
 PRESETS = {"explore": EXPLORE, "latent_2d": LATENT_2D, "guide": GUIDE}
+
+
+def watchable(settings: Settings, train_examples: int) -> Settings:
+    """``settings`` with the epochs of a watchable run on a training set of ``train_examples``."""
+    return settings.replace(epochs=epochs_for(train_examples, settings.batch_size))
+
+
+def preset(name: str, dataset: str, train_examples: int | None = None) -> Settings:
+    """Preset ``name`` on ``dataset``, watchable given its size (the guide's preset keeps the guide's 2 epochs)."""
+    chosen = PRESETS[name].replace(dataset=dataset)
+    return chosen if name == "guide" or train_examples is None else watchable(chosen, train_examples)

@@ -6,8 +6,11 @@ from collections.abc import Mapping
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 MAX_POINTS = 250  # per training curve: enough for the eye, cheap to redraw twice a second
+MAX_MARKERS = 30  # validation markers on a long run: more merge into a band
+SKIP_RECORDS = 3  # the y range starts after this many records: the first steps' loss dwarfs the rest
 COLLAPSED_KL = 0.05  # nats: a dimension this close to the prior carries almost nothing
 DIGIT_COLORS = [
     "#1f77b4",
@@ -42,41 +45,56 @@ def _thin(values: np.ndarray) -> np.ndarray:
     return values[index]
 
 
-def loss_figure(train: Mapping[str, np.ndarray], val: Mapping[str, np.ndarray], text: Mapping[str, str]) -> go.Figure:
-    """Total, reconstruction and KL loss by step: lines while training, markers at each epoch's validation.
+def _visible_range(values: list[np.ndarray]) -> list[float] | None:
+    """A y range for the records after the first few, so that the first steps' spike does not flatten the rest."""
+    kept = [np.asarray(v, dtype=float)[min(SKIP_RECORDS, max(len(v) - 1, 0)) :] for v in values if len(v)]
+    if not kept:
+        return None
+    joined = np.concatenate(kept)
+    joined = joined[np.isfinite(joined)]
+    if not len(joined):
+        return None
+    low, high = float(joined.min()), float(joined.max())
+    pad = 0.05 * (high - low) or 0.05 * abs(high) or 1.0
+    return [low - pad, high + pad]
 
-    The KL term has its own axis on the right: it is often orders of magnitude
-    smaller than the reconstruction term.
+
+def marker_sizes(count: int, size: int = 9) -> list[int]:
+    """Sizes for ``count`` validation markers: all up to MAX_MARKERS, beyond that evenly spaced ones and the last."""
+    if count <= MAX_MARKERS:
+        return [size] * count
+    shown = set(np.linspace(0, count - 1, MAX_MARKERS).astype(int).tolist())
+    return [size if i in shown else 0 for i in range(count)]
+
+
+def loss_figure(train: Mapping[str, np.ndarray], val: Mapping[str, np.ndarray], text: Mapping[str, str]) -> go.Figure:
+    """Total and reconstruction loss by step (top), and the KL term in its own panel below with its own axis.
+
+    Lines are training records; validation is a dotted line through every epoch's
+    value with markers on at most MAX_MARKERS of them. Each panel's y range leaves
+    out the first few records (the untrained model's spike); zoom out to see them.
     """
-    traces = []
+    figure = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.68, 0.32], vertical_spacing=0.06)
+    has_train, has_val = len(train.get("step", [])) > 0, len(val.get("step", [])) > 0
     for name, color in _SERIES:
-        axis = "y2" if name == "kl_loss" else "y"
-        if len(train.get("step", [])):
-            steps, values = _thin(train["step"]), _thin(train[name])
-            traces.append(
-                go.Scatter(
-                    x=steps, y=values, name=text[name], mode="lines", yaxis=axis, line={"color": color, "width": 2}
-                )
-            )
-        if len(val.get("step", [])):
-            traces.append(
-                go.Scatter(
-                    x=val["step"],
-                    y=val[name],
-                    name=text[f"val_{name}"],
-                    mode="markers",
-                    yaxis=axis,
-                    marker={"color": color, "symbol": "diamond", "size": 9},
-                )
-            )
-    layout = _layout(
-        340,
-        margin={"l": 10, "r": 10, "t": 60, "b": 10},
-        xaxis={"title": text["step"]},
-        yaxis={"title": text["loss_axis"]},
-        yaxis2={"title": text["kl_axis"], "overlaying": "y", "side": "right", "showgrid": False},
-    )
-    return go.Figure(data=traces, layout=layout)
+        row = 2 if name == "kl_loss" else 1
+        if has_train:
+            line = {"color": color, "width": 2}
+            figure.add_trace(go.Scatter(x=_thin(train["step"]), y=_thin(train[name]), name=text[name], mode="lines",
+                                        line=line), row=row, col=1)  # fmt: skip
+        if has_val:
+            marker = {"color": color, "symbol": "diamond", "size": marker_sizes(len(val["step"]))}
+            figure.add_trace(go.Scatter(x=val["step"], y=val[name], name=text[f"val_{name}"], mode="lines+markers",
+                                        marker=marker, line={"color": color, "width": 1, "dash": "dot"}),
+                             row=row, col=1)  # fmt: skip
+    for row, names in ((1, ("loss", "reconstruction_loss")), (2, ("kl_loss",))):
+        values = [series[name] for series, present in ((train, has_train), (val, has_val)) if present for name in names]
+        figure.update_yaxes(range=_visible_range(values), row=row, col=1)
+    figure.update_yaxes(title_text=text["loss_axis"], row=1, col=1)
+    figure.update_yaxes(title_text=text["kl_axis"], row=2, col=1)
+    figure.update_xaxes(title_text=text["step"], row=2, col=1)
+    figure.update_layout(**_layout(380, margin={"l": 10, "r": 10, "t": 60, "b": 10}))
+    return figure
 
 
 def kl_bars(kl: np.ndarray, order: list[int], text: Mapping[str, str]) -> go.Figure:

@@ -23,6 +23,8 @@ APP = str(Path(__file__).resolve().parents[1] / "app.py")
 def app(monkeypatch, tmp_path):
     monkeypatch.setenv("PLAYGROUND_SOURCE", "bundled")
     monkeypatch.setenv("PLAYGROUND_RUNS_DIR", str(tmp_path / "runs"))
+    # AppTest's sessions are not the server's: a janitor left by another test would close this one after 20 s.
+    monkeypatch.setattr("playground.jobs.ABANDON_SECONDS", 3600.0)
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
@@ -64,8 +66,8 @@ def digit_on_canvas(image: np.ndarray) -> np.ndarray:
 
 def test_the_page_loads_with_its_settings_and_controls(app):
     latent, hidden = number(app, "Latent size"), number(app, "Intermediate size")
-    assert (latent.min, latent.max, latent.value) == (1, 64, 8)
-    assert (hidden.min, hidden.max, hidden.value) == (8, 1024, 256)
+    assert (latent.value, hidden.value) == (8, 256)
+    assert "Allowed: 1 to 64." in latent.help and "Allowed: 8 to 1,024." in hidden.help
     for label in ("Start training", "Stop training", "Pause", "Reset model"):
         button(app, label)
     assert button(app, "Stop training").disabled and not button(app, "Start training").disabled
@@ -76,6 +78,7 @@ def test_the_page_loads_with_its_settings_and_controls(app):
     assert not app.error
 
 
+@pytest.mark.slow  # trains a model (or starts a Python with TensorFlow)
 def test_start_training_runs_in_the_background_and_fills_the_chart(app):
     number(app, "Epochs").set_value(2).run()
     button(app, "Start training").click().run()
@@ -92,6 +95,7 @@ def test_start_training_runs_in_the_background_and_fills_the_chart(app):
     assert len(runs) == 1, "the finished run is kept on disk"
 
 
+@pytest.mark.slow  # trains a model (or starts a Python with TensorFlow)
 def test_stop_training_stops_the_worker(app):
     number(app, "Epochs").set_value(1000).run()
     button(app, "Start training").click().run()
@@ -139,6 +143,7 @@ def test_a_blank_drawing_asks_for_a_digit(app):
     assert any("Draw a digit" in i.value for i in app.info)
 
 
+@pytest.mark.slow  # trains a model (or starts a Python with TensorFlow)
 def test_changing_the_architecture_of_a_trained_model_asks_first(app):
     number(app, "Epochs").set_value(1).run()
     button(app, "Start training").click().run()
@@ -214,6 +219,44 @@ def test_a_broken_model_file_is_refused_with_a_message(app):
     assert not app.exception
 
 
+# Every call of t() whose key is built from a variable, and every key it can build. A new such
+# call fails the test until its keys are listed here, so no built key goes untranslated.
+def _built_keys() -> dict[str, set[str]]:
+    import ast
+    import re
+
+    from playground.config import LOSSES, PRESETS, fields
+    from playground.ui.i18n import _UPLOADER_TEXTS
+
+    root = Path(__file__).resolve().parents[1]
+    jobs = (root / "playground/jobs.py").read_text() + (root / "playground/training.py").read_text()
+    states = {"idle", "paused", *re.findall(r'(?:self\.state|reason) = "(\w+)"', jobs)}
+    tabs = re.findall(r'^\s+\("(\w+)", \w+\.render\)', (root / "app.py").read_text(), re.M)
+    loaders = ast.walk(ast.parse((root / "playground/data.py").read_text()))
+    makes = [node for node in loaders if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "_make"]
+    origins = {node.args[6].value for node in makes}  # _make(name, x_train, ..., where, origin, location)
+    assert states >= {"queued", "running", "finished", "stopped", "diverged", "failed"} and len(tabs) >= 6
+    assert origins == {"keras", "bundled", "idx"}, origins
+    curves = ("loss", "reconstruction_loss", "kl_loss")
+    choices = {f"{s.name}.{value}" for s in fields() if s.choices and s.name != "dataset" for value in s.choices}
+    return {
+        'f"{name}.{value}"': choices,  # sidebar: the loss names (datasets keep their own titles)
+        "setting.text_key": {s.text_key for s in fields()},
+        "setting.help_key": {s.help_key for s in fields()},
+        'f"source.{data.origin}"': {f"source.{o}" for o in origins - {"keras"}},
+        'f"source.keras_{data.location}"': {"source.keras_cache", "source.keras_download"},
+        'f"preset.{name}"': {f"preset.{name}" for name in PRESETS},
+        'f"tab.{tab_id}"': {f"tab.{tab_id}" for tab_id in tabs},
+        "'state.' + state": {f"state.{state}" for state in states},
+        'f"chart.{name}"': {f"chart.{name}" for name in curves},
+        'f"chart.val_{name}"': {f"chart.val_{name}" for name in curves},
+        'f"uploader.{name}"': {f"uploader.{name}" for name in _UPLOADER_TEXTS},
+        'f"items.{ws.dataset.name}"': {f"items.{name}" for name in fields()[0].choices},
+        'f"model.kl_value_{ws.settings.loss}"': {f"model.kl_value_{loss}" for loss in LOSSES},
+        'f"model.objective_{ws.settings.loss}"': {f"model.objective_{loss}" for loss in LOSSES},
+    }
+
+
 def test_every_text_has_both_languages_and_every_key_used_exists():
     import re
     import tomllib
@@ -225,7 +268,13 @@ def test_every_text_has_both_languages_and_every_key_used_exists():
         names = [set(re.findall(r"{(\w+)}", entry[lang])) for lang in ("en", "zh")]
         assert names[0] == names[1], f"{key}: placeholders differ between languages"
     code = "\n".join(p.read_text() for p in [root / "app.py", *(root / "playground/ui").glob("*.py")])
-    used = set(re.findall(r'\bt\("([a-z_0-9.]+)"', code))
+    calls = re.findall(r"\bt\(\s*([^,)]+)", code)  # each call's first argument, as written
+    literal = {call[1:-1] for call in calls if re.fullmatch(r"([\"'])[a-z_0-9.]+\1", call)}
+    built = {call for call in calls if not re.fullmatch(r"([\"'])[a-z_0-9.]+\1", call)} - {"key: str"}
+    enumerated = _built_keys()
+    assert built == set(enumerated), "a t() call builds its key from a variable: list its keys in _built_keys"
+    assert literal, "literal keys were found"
+    used = literal | set().union(*enumerated.values())
     assert used - set(table) == set(), "keys used but not translated"
 
 
@@ -253,6 +302,7 @@ def test_a_link_with_lang_zh_opens_the_page_in_chinese(monkeypatch, tmp_path):
     assert "开始训练" in [b.label for b in at.button]
 
 
+@pytest.mark.slow  # trains a model (or starts a Python with TensorFlow)
 def test_runs_are_kept_compared_and_reopened(app):
     number(app, "Epochs").set_value(1).run()
     button(app, "Start training").click().run()
@@ -274,11 +324,12 @@ def test_runs_are_kept_compared_and_reopened(app):
     reopen_first.click().run()
     assert workspace.trainer.epoch == 1 and len(workspace.trainer.history.records("val")) == 1
     assert any("Reopened run-001" in s.value for s in app.success)
-    button(app, "Start training").click().run()  # and it trains on from there
+    button(app, "Train 1 more epoch").click().run()  # and it trains on from there
     wait_until_idle(app)
     assert workspace.trainer.epoch == 2
 
 
+@pytest.mark.slow  # trains a model (or starts a Python with TensorFlow)
 def test_the_code_tab_snippet_rebuilds_and_reloads_the_model_outside_the_app(app, tmp_path):
     import subprocess
     import sys
@@ -287,15 +338,20 @@ def test_the_code_tab_snippet_rebuilds_and_reloads_the_model_outside_the_app(app
     snippet = next(c.value for c in app.code if "load_vae" in c.value)
     assert "latent_dim=8, intermediate_dim=256" in snippet
     save_vae(app.session_state["workspace"].inference.model, tmp_path / "vae-playground.keras")
-    root = Path(APP).parent
-    env = {"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"}  # no PYTHONPATH: the snippet finds the package
     command = [sys.executable, "-c", snippet]
     done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().endswith("(8, 784)")
+    from playground.cli import _settings_from, build_parser
+
+    train_command = next(c.value for c in app.code if c.value.startswith("python -m playground train"))
+    args = build_parser().parse_args(train_command.split()[3:])
+    assert _settings_from(args) == app.session_state["workspace"].settings, "the command trains these settings"
     assert any("class Encoder" in c.value for c in app.code), "the model's source is shown"
 
 
+@pytest.mark.slow  # trains a model (or starts a Python with TensorFlow)
 def test_the_kl_bars_show_during_training_and_can_order_the_sliders(app):
     number(app, "Epochs").set_value(2).run()
     button(app, "Start training").click().run()
@@ -324,6 +380,7 @@ def test_a_failing_panel_shows_a_short_error_and_the_rest_of_the_page_works(app,
     assert number(app, "Latent size").value == 8
 
 
+@pytest.mark.slow  # trains a model (or starts a Python with TensorFlow)
 def test_runs_survive_a_reload_through_the_address(app, monkeypatch):
     number(app, "Epochs").set_value(1).run()
     button(app, "Start training").click().run()
@@ -339,3 +396,201 @@ def test_runs_survive_a_reload_through_the_address(app, monkeypatch):
     stranger.run()
     open_tab(stranger, "runs")
     assert any("Every training run is kept here" in i.value for i in stranger.info)
+
+
+def test_an_out_of_range_number_says_the_allowed_range_and_changes_nothing(app):
+    number(app, "Latent size").set_value(100).run()
+    assert any("Latent size must be between 1 and 64" in e.value for e in app.sidebar.error)
+    assert app.session_state["workspace"].settings.latent_dim == 8
+    assert app.button(key="start").disabled and any("out of its range" in c.value for c in app.main.caption)
+    number(app, "Latent size").set_value(4).run()
+    assert not app.error and app.session_state["workspace"].settings.latent_dim == 4
+    assert not app.button(key="start").disabled
+    app.radio(key="lang").set_value("zh").run()
+    number(app, "潜在维度（Latent size）").set_value(0).run()
+    assert any("必须在 1 到 64 之间" in e.value for e in app.sidebar.error)
+
+
+@pytest.mark.slow  # trains a model (or starts a Python with TensorFlow)
+def test_a_change_of_model_asks_next_to_start_and_start_waits_for_the_answer(app):
+    number(app, "Epochs").set_value(1).run()
+    button(app, "Start training").click().run()
+    wait_until_idle(app)
+    workspace = app.session_state["workspace"]
+    number(app, "Latent size").set_value(3).run()
+    assert app.button(key="start").disabled, "Start would train the old model while the sidebar shows the new one"
+    assert any(w.value.startswith("Latent size 8 → 3:") for w in app.main.warning)
+    assert any("Answer the question next to the training buttons" in w.value for w in app.sidebar.warning)
+    assert [b.key for b in app.main.button if b.key in ("discard", "keep")] == ["discard", "keep"]
+    assert not [b for b in app.sidebar.button if b.key in ("discard", "keep")]
+    app.button(key="keep").click().run()
+    assert not app.button(key="start").disabled and workspace.settings.latent_dim == 8
+    number(app, "Latent size").set_value(3).run()
+    app.button(key="discard").click().run()
+    assert not app.button(key="start").disabled and app.session_state["workspace"].settings.latent_dim == 3
+
+
+@pytest.mark.slow  # trains a model (or starts a Python with TensorFlow)
+def test_the_first_run_is_long_enough_to_watch_and_start_says_what_it_will_do(app):
+    from playground.config import epochs_for
+
+    assert number(app, "Epochs").value == epochs_for(4_500, 64) == 423
+    number(app, "Epochs").set_value(2).run()
+    button(app, "Start training").click().run()
+    wait_until_idle(app)
+    assert app.button(key="start").label == "Train 2 more epochs"
+    number(app, "Epochs").set_value(1000).run()
+    app.button(key="start").click().run()
+    workspace = app.session_state["workspace"]
+    wait_for(lambda: workspace.trainer.epoch >= 3, 60, "training did not go on")
+    button(app, "Stop training").click().run()
+    wait_until_idle(app, timeout=30)
+    target = workspace.trainer.target_epoch
+    assert target == 1002 and app.button(key="start").label == f"Continue training to epoch {target}"
+    button(app, "Reset model").click().run()
+    assert app.button(key="start").label == "Start training"
+
+
+@pytest.mark.slow  # trains a model (or starts a Python with TensorFlow)
+def test_an_untrained_model_never_reads_finished(app):
+    number(app, "Epochs").set_value(1).run()
+    button(app, "Start training").click().run()
+    wait_until_idle(app)
+    assert any("Finished · 1 epochs" in p.proto.text for p in app.get("progress"))
+    button(app, "Reset model").click().run()
+    texts = [p.proto.text for p in app.get("progress")]
+    assert texts == ["Ready · an untrained model"], texts
+
+
+def test_time_left_reads_in_minutes_and_hours():
+    from playground.ui.i18n import duration
+
+    assert [duration(s) for s in (0, 42.4, 59.6, 200, 3599, 8560)] == [
+        "0 s", "42 s", "1 min 0 s", "3 min 20 s", "59 min 59 s", "2 h 22 min",
+    ]  # fmt: skip
+
+
+@pytest.mark.slow  # trains a model (or starts a Python with TensorFlow)
+def test_the_model_tab_shows_the_kl_term_of_the_current_loss_and_weight(app):
+    from playground.losses import kl_per_dimension
+
+    number(app, "KL weight").set_value(0.1).run()
+    number(app, "Epochs").set_value(1).run()
+    button(app, "Start training").click().run()
+    wait_until_idle(app)
+    workspace = app.session_state["workspace"]
+
+    def shown() -> tuple[str, float]:
+        open_tab(app, "model")
+        latex = next(m.value for m in app.get("latex"))
+        caption = next(c.value for c in app.caption if "KL =" in c.value)
+        return latex, float(caption.split("= **")[1].split("**")[0])
+
+    def by_numpy() -> float:  # the ELBO's KL: summed over latent dimensions, averaged over the images
+        z_mean, z_log_var = workspace.refresh().encode(workspace.dataset.x_test[:256])
+        kl = np.asarray(kl_per_dimension(z_mean, z_log_var)).sum(axis=1).mean()
+        expected = -0.5 * (1 + z_log_var - z_mean**2 - np.exp(z_log_var))
+        assert kl == pytest.approx(expected.sum(axis=1).mean(), rel=1e-5)
+        return 0.1 * kl
+
+    latex, trained = shown()
+    assert r"\sum_{j=1}^{L}" in latex and r"\frac{1}{L}" not in latex, "the ELBO sums over latent dimensions"
+    assert trained == pytest.approx(by_numpy(), rel=1e-4)
+    assert any("β = 0.1 " in c.value for c in app.caption)
+    button(app, "Reset model").click().run()
+    _, reset = shown()
+    assert reset == pytest.approx(by_numpy(), rel=1e-4) and reset != pytest.approx(trained, rel=1e-3)
+    app.radio(key="set_loss").set_value("guide").run()
+    latex, _ = shown()
+    assert r"\frac{1}{L}\sum_{j=1}^{L}" in latex, "the guide's loss averages over latent dimensions"
+
+
+def test_the_loss_chart_puts_kl_in_its_own_panel_and_skips_the_first_spike():
+    from playground.figures import MAX_MARKERS, loss_figure
+
+    steps = np.arange(1, 2001, dtype=float)
+    train = {"step": steps, "loss": 100 + 400 / steps, "reconstruction_loss": 90 + 400 / steps,
+             "kl_loss": 10 + 0 * steps}  # fmt: skip
+    train["loss"][0] = 500.0  # the untrained model's first record
+    val_steps = np.arange(10, 2001, 5, dtype=float)  # 399 epochs
+    val = {"step": val_steps, "loss": 101 + 0 * val_steps, "reconstruction_loss": 91 + 0 * val_steps,
+           "kl_loss": 10 + 0 * val_steps}  # fmt: skip
+    text = {k: k for k in ("loss", "reconstruction_loss", "kl_loss", "step", "loss_axis", "kl_axis")}
+    text.update({f"val_{k}": f"val_{k}" for k in ("loss", "reconstruction_loss", "kl_loss")})
+    figure = loss_figure(train, val, text)
+    axis_of = {trace.name: trace.yaxis for trace in figure.data}
+    assert axis_of["kl_loss"] == axis_of["val_kl_loss"] == "y2" and axis_of["loss"] == "y"
+    layout = figure.layout
+    assert layout.yaxis2.overlaying is None, "KL is a panel of its own, not drawn over the losses"
+    assert set(layout.yaxis.domain).isdisjoint(layout.yaxis2.domain) or max(layout.yaxis2.domain) < min(
+        layout.yaxis.domain
+    )
+    assert layout.yaxis.range[1] < 300, "the first record's 500 does not set the scale"
+    assert layout.yaxis.range[0] < 91 and layout.yaxis.range[1] > 101 + 400 / 4
+    val_loss = next(trace for trace in figure.data if trace.name == "val_loss")
+    assert len(val_loss.x) == 399 and sum(size > 0 for size in val_loss.marker.size) <= MAX_MARKERS
+
+
+def test_streamlit_s_keras_clean_up_is_turned_off_and_fails_loudly_if_it_moves(monkeypatch):
+    from streamlit.runtime.scriptrunner import script_runner
+
+    from playground.ui import state
+
+    assert script_runner._clean_problem_modules is state._keep_modules, "Streamlit's hook is replaced"
+    monkeypatch.delattr(script_runner, state.PRIVATE_HOOK)
+    with pytest.raises(RuntimeError, match="_clean_problem_modules is gone"):
+        state.keep_keras_state()
+    assert not hasattr(script_runner, state.PRIVATE_HOOK), "no attribute added under the old name"
+
+
+def test_the_uploaders_own_texts_are_translated(app):
+    def styles() -> str:
+        return "".join(element.proto.body for element in app.get("html"))
+
+    assert "上传" not in styles(), "English needs no override"
+    app.radio(key="lang").set_value("zh").run()
+    css = styles()
+    assert 'content: "上传"' in css and 'content: "每个文件不超过 20MB"' in css and "把文件拖放到这里" in css
+    # The CSS finds Streamlit's texts by test id: the installed Streamlit must still render them.
+    import streamlit
+
+    bundle = Path(streamlit.__file__).parent / "static/static/js"
+    source = "".join(path.read_text(errors="ignore") for path in bundle.glob("FileUploader*.js"))
+    for marker in ("stFileUploaderDropzone", "stFileUploaderDropzoneInstructions", "per file", "label:l?`Upload"):
+        assert marker in source, f"Streamlit's uploader changed: {marker!r} is gone; update i18n._UPLOADER_TEXTS"
+
+
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist package
+
+
+@pytest.mark.slow  # loads 70,000 pictures
+@pytest.mark.skipif(not FASHION_DIR.exists(), reason="Debian's dataset-fashion-mnist is not installed")
+def test_a_new_dataset_brings_its_own_watchable_epochs_and_words(monkeypatch, tmp_path):
+    from playground.config import epochs_for
+
+    monkeypatch.setenv("PLAYGROUND_SOURCE", "auto")  # MNIST: the bundled sample here; Fashion-MNIST: Debian's
+    monkeypatch.setenv("PLAYGROUND_RUNS_DIR", str(tmp_path / "runs"))
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    assert number(at, "Epochs").value == epochs_for(4_500, 64)
+    assert any(img.captions[0].startswith("Test digits") for img in at.image)
+    at.selectbox(key="set_dataset").set_value("fashion_mnist").run()
+    assert not at.exception and at.session_state["workspace"].dataset.name == "fashion_mnist"
+    assert number(at, "Epochs").value == epochs_for(60_000, 64) == 32
+    assert any(img.captions[0].startswith("Test pictures of clothes") for img in at.image)
+    at.session_state["workspace"].close()
+
+
+def _queued_progress():
+    from playground.ui.train import _progress
+    from playground.workspace import Status
+
+    _progress(Status(state="queued", epoch=1, target_epoch=0, step=0, epoch_step=0, steps_per_epoch=71,
+                     steps_per_second=0.0, seconds_left=None, queue_position=2, result=None, error=None,
+                     save_error=None))  # fmt: skip
+
+
+def test_a_queued_run_says_its_place_not_epoch_1_of_0():
+    at = AppTest.from_function(_queued_progress, default_timeout=60).run()
+    assert [p.proto.text for p in at.get("progress")] == ["Queued · number 2 in the queue"]
+    assert any("You are number 2 in the queue" in i.value for i in at.info)

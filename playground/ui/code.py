@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 
 import streamlit as st
 
 from playground import layers, losses, models, steps
+from playground.config import Settings, fields
 from playground.ui.i18n import t
 from playground.workspace import Workspace
 
@@ -20,38 +22,51 @@ SOURCES = [
 ]
 
 
+ROOT = Path(__file__).resolve().parents[2]  # the folder that holds the playground package
+
+
+def settings_call(settings: Settings) -> str:
+    """``Settings(...)`` with every field, as Python source: one line from the field metadata."""
+    values = ", ".join(f"{spec.name}={getattr(settings, spec.name)!r}" for spec in fields())
+    return f"Settings({values})"
+
+
 def snippet(ws: Workspace) -> str:
-    """Python that rebuilds (and reloads) the current model with the playground package."""
+    """Python that rebuilds (and reloads) the current model with the playground package, run from any folder."""
     s = ws.settings
-    return f"""from playground.config import Settings
+    return f"""import sys
+
+sys.path.insert(0, {str(ROOT)!r})  # where the app's playground package is (on another machine: your clone)
+
+from playground.config import Settings
 from playground.data import load_dataset
 from playground.models import build_vae, load_vae
 
 # The same architecture, freshly initialised (seed {s.seed}):
-model = build_vae(Settings(latent_dim={s.latent_dim}, intermediate_dim={s.intermediate_dim},
-                           kl_weight={s.kl_weight:g}, seed={s.seed}))
+settings = {settings_call(s)}
+model = build_vae(settings)
 
-# The trained weights, from the file the Model tab downloads:
+# The trained weights, from the file the Model tab downloads (put it in the folder you run this from):
 model = load_vae("vae-playground.keras")
-images = load_dataset("{s.dataset}", "auto").x_test[:8].reshape(-1, 784)  # [8, 784] in [0, 1]
-z_mean, z_log_var, z = model.encoder(images)                        # each [8, {s.latent_dim}]
-digits = model.decoder(z_mean)                                      # [8, 784]
+images = load_dataset(settings.dataset, "auto").x_test[:8].reshape(-1, 784)  # [8, 784] in [0, 1]
+z_mean, z_log_var, z = model.encoder(images)  # each [8, {s.latent_dim}]
+digits = model.decoder(z_mean)  # [8, 784]
 print(digits.shape)
 """
 
 
 def command(ws: Workspace) -> str:
-    s = ws.settings
-    return (f"python -m playground train --dataset {s.dataset} --loss {s.loss} --latent-dim {s.latent_dim} "
-            f"--intermediate-dim {s.intermediate_dim} --epochs {s.epochs} --batch-size {s.batch_size} "
-            f"--learning-rate {s.learning_rate:g} --kl-weight {s.kl_weight:g} --kl-warmup-steps {s.kl_warmup_steps} "
-            f"--seed {s.seed} --out my-run")  # fmt: skip
+    """The terminal command that trains with the current settings: one flag per setting."""
+    flags = " ".join(f"{spec.flag} {spec.show(getattr(ws.settings, spec.name)).replace(',', '')}"
+                     if spec.choices is None else f"{spec.flag} {getattr(ws.settings, spec.name)}"
+                     for spec in fields())  # fmt: skip
+    return f"python -m playground train {flags} --out my-run"
 
 
 def render(ws: Workspace) -> None:
-    st.markdown(t("code.intro"))
+    st.markdown(t("code.intro", root=ROOT))
     st.code(snippet(ws), language="python")
-    st.markdown(t("code.cli"))
+    st.markdown(t("code.cli", root=ROOT))
     st.code(command(ws), language="bash")
     for name, obj in SOURCES:
         with st.expander(t("code.source", name=name, module=obj.__module__)):

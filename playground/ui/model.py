@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from playground.losses import kl_per_dimension, loss_terms
 from playground.models import MAX_MODEL_BYTES, describe, load_vae, save_vae
 from playground.ui.feedback import flash, guarded
 from playground.ui.i18n import t
@@ -42,13 +43,40 @@ def _panel(ws: Workspace) -> None:
     _upload(ws)
 
 
+# The KL term exactly as playground.losses.loss_terms computes it for each loss: per example,
+# the mean (guide) or the sum (ELBO) over the L latent dimensions; then the mean over the batch.
+_KL_TERM = r"\mathrm{KL}_{bj} &= -\tfrac{1}{2}\left(1 + \log\sigma_{bj}^2 - \mu_{bj}^2 - \sigma_{bj}^2\right)"
+_OVER_LATENT = {"guide": r"\frac{1}{L}\sum_{j=1}^{L}", "elbo": r"\sum_{j=1}^{L}"}  # mean, or sum
+KL_FORMULAS = {  # two lines, so that the formula fits a phone's width
+    loss: r"\begin{aligned}\mathcal{L}_{KL} &= \beta \cdot \frac{1}{B}\sum_{b=1}^{B} "
+    + over
+    + r" \mathrm{KL}_{bj} \\ "
+    + _KL_TERM
+    + r"\end{aligned}"
+    for loss, over in _OVER_LATENT.items()
+}
+KL_SAMPLE = 256  # test images the shown value is averaged over
+
+
+def kl_term(ws: Workspace) -> tuple[float, float]:
+    """(KL, β · KL) of the current model on the first test images, as the current loss computes the term."""
+    images = ws.dataset.x_test[:KL_SAMPLE].reshape(-1, 784)  # [B, 784]
+    inference = ws.refresh()
+    z_mean, z_log_var = inference.encode(images)  # each [B, L]
+    reconstruction = inference.decode(z_mean).reshape(-1, 784)
+    terms = loss_terms(ws.settings.loss, images, reconstruction, kl_per_dimension(z_mean, z_log_var))
+    kl = float(np.mean(np.asarray(terms.kl)))
+    return kl, ws.settings.kl_weight * kl
+
+
 def _losses(ws: Workspace, model) -> None:
     st.markdown(f"**{t('model.losses_title')}**")
-    st.latex(r"\mathcal{L}_{KL} = \beta \cdot \left(-\tfrac{1}{2}\,\operatorname{mean}\left(1 + \log\sigma^2"
-             r" - \mu^2 - \sigma^2\right)\right)")  # fmt: skip
-    model(ws.dataset.x_test[:256].reshape(-1, 784))  # one forward pass fills model.losses
-    value = float(np.sum([float(loss) for loss in model.losses]))
-    st.caption(t("model.losses_value", count=len(model.losses), beta=model.kl_weight, value=f"{value:.5g}"))
+    st.latex(KL_FORMULAS[ws.settings.loss])
+    kl, weighted = kl_term(ws)
+    st.caption(t(f"model.kl_value_{ws.settings.loss}", count=KL_SAMPLE, latent=ws.settings.latent_dim,
+                 beta=f"{ws.settings.kl_weight:g}", kl=f"{kl:.5g}", value=f"{weighted:.5g}"))  # fmt: skip
+    if ws.settings.kl_warmup_steps:
+        st.caption(t("model.kl_warmup", steps=f"{ws.settings.kl_warmup_steps:,}"))
     st.markdown(t(f"model.objective_{ws.settings.loss}"))
 
 

@@ -1,29 +1,24 @@
-"""The sidebar: language, dataset, presets and hyperparameters, and when to throw a model away."""
+"""The sidebar: language, dataset, presets and hyperparameters, and when to throw a model away.
+
+Every input is built from ``Settings``' field metadata (``config.fields()``): its widget,
+bounds, step, label and help text. A change that needs a new model for a trained one is
+not applied here: the question waits next to the training buttons (``model_question``),
+and Start stays disabled until it is answered.
+"""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from playground.config import DATASETS, LOSSES, PRESETS, Settings, bounds
+from playground.config import PRESETS, FieldSpec, Settings, check, epochs_for, fields, preset
 from playground.data import DATASETS as DATASET_TITLES
-from playground.ui.i18n import LANGUAGES, t
-from playground.ui.state import rebuild
+from playground.ui.i18n import LANGUAGES, localize_widgets, t
+from playground.ui.state import data_source, load_data, rebuild
 from playground.workspace import Workspace
 
-# Settings field -> widget key.
-WIDGETS = {
-    "dataset": "set_dataset",
-    "loss": "set_loss",
-    "latent_dim": "set_latent_dim",
-    "intermediate_dim": "set_intermediate_dim",
-    "learning_rate": "set_learning_rate",
-    "batch_size": "set_batch_size",
-    "epochs": "set_epochs",
-    "kl_weight": "set_kl_weight",
-    "kl_warmup_steps": "set_kl_warmup_steps",
-    "seed": "set_seed",
-}
+WIDGETS = {setting.name: f"set_{setting.name}" for setting in fields()}  # Settings field -> widget key
 LEARNING_RATES = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0]
+QUESTION = "model_question"  # "discard" while a change of model waits for an answer, "invalid" while a value is
 
 
 def set_widgets(settings: Settings) -> None:
@@ -36,24 +31,31 @@ def _settings_from_widgets() -> Settings:
     return Settings(**{name: st.session_state[key] for name, key in WIDGETS.items()})
 
 
+def choice_names(name: str) -> dict[str, str]:
+    """The page's names for a choice setting's values (dataset titles, translated loss names)."""
+    setting = next(s for s in fields() if s.name == name)
+    if name == "dataset":
+        return {value: DATASET_TITLES[value] for value in setting.choices}
+    return {value: t(f"{name}.{value}") for value in setting.choices}
+
+
 def render(ws: Workspace) -> None:
     if WIDGETS["latent_dim"] not in st.session_state:
         set_widgets(ws.settings)
         if st.query_params.get("lang") in LANGUAGES:  # a shared link can open the page in Chinese: ?lang=zh
             st.session_state["lang"] = st.query_params["lang"]
+    st.session_state[QUESTION] = None
+    localize_widgets()  # the file uploaders' own texts, in Chinese
     with st.sidebar:
         st.radio("Language / 语言", list(LANGUAGES), format_func=LANGUAGES.get, key="lang", horizontal=True,
                  on_change=_remember_language)  # fmt: skip
         st.header(t("settings.title"))
         _dataset(ws)
-        _presets()
-        _inputs()
-        try:
-            desired = _settings_from_widgets()
-        except ValueError as error:
-            st.error(t("settings.invalid", detail=error))
+        _presets(ws)
+        if _inputs():
+            _reconcile(ws, _settings_from_widgets())
         else:
-            _reconcile(ws, desired)
+            st.session_state[QUESTION] = "invalid"  # Start waits: the sidebar shows a value it would not use
         supervisor = ws.supervisor
         st.caption(t("server.load", running=supervisor.running_count, waiting=supervisor.waiting_count,
                      cap=supervisor.max_workers))  # fmt: skip
@@ -64,7 +66,7 @@ def _remember_language() -> None:
 
 
 def _dataset(ws: Workspace) -> None:
-    st.selectbox(t("settings.dataset"), DATASETS, format_func=DATASET_TITLES.get, key=WIDGETS["dataset"])
+    _widget(next(s for s in fields() if s.name == "dataset"), on_change=_dataset_changed, args=(ws,))
     data = ws.dataset
     where = (
         t(f"source.{data.origin}", location=data.location)
@@ -79,48 +81,84 @@ def _dataset(ws: Workspace) -> None:
             st.markdown(t("settings.full_data_help"))
 
 
-def _presets() -> None:
-    names = {"explore": t("preset.explore"), "latent_2d": t("preset.latent_2d"), "guide": t("preset.guide")}
+def _dataset_changed(ws: Workspace) -> None:
+    """Epochs left at the old dataset's watchable default follow the new dataset's size."""
+    batch = st.session_state[WIDGETS["batch_size"]]
+    try:
+        check("batch_size", batch)
+    except ValueError:
+        return  # the batch size's own message says what to fix
+    if st.session_state[WIDGETS["epochs"]] != epochs_for(len(ws.dataset.x_train), batch):
+        return
+    try:
+        data = load_data(st.session_state[WIDGETS["dataset"]], data_source()).dataset
+    except ValueError:
+        return  # the sidebar says why when it applies the dataset
+    st.session_state[WIDGETS["epochs"]] = epochs_for(len(data.x_train), batch)
+
+
+def _presets(ws: Workspace) -> None:
+    names = {name: t(f"preset.{name}") for name in PRESETS}
     left, right = st.columns([3, 2], vertical_alignment="bottom")
     left.selectbox(t("preset.label"), list(names), format_func=names.get, key="preset")
-    right.button(t("preset.apply"), on_click=_apply_preset, key="preset_apply", width="stretch")
-    if st.session_state.get(WIDGETS["loss"]) == "guide" and st.session_state.get(WIDGETS["kl_weight"], 0) >= 0.5:
+    right.button(t("preset.apply"), on_click=_apply_preset, args=(ws,), key="preset_apply", width="stretch")
+    if st.session_state.get(WIDGETS["loss"]) == "guide" and _is_number(st.session_state.get(WIDGETS["kl_weight"])) \
+            and st.session_state[WIDGETS["kl_weight"]] >= 0.5:  # fmt: skip
         st.info(t("preset.guide_note"))
 
 
-def _apply_preset() -> None:
-    preset = PRESETS[st.session_state["preset"]]
-    set_widgets(preset.replace(dataset=st.session_state[WIDGETS["dataset"]]))
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _number(name: str, step, fmt: str | None = None) -> None:
-    meta = bounds(name)
-    st.number_input(t(f"settings.{name}"), min_value=meta["low"], max_value=meta["high"], step=step, format=fmt,
-                    key=WIDGETS[name], help=t(f"help.{name}"))  # fmt: skip
+def _apply_preset(ws: Workspace) -> None:
+    dataset = st.session_state[WIDGETS["dataset"]]
+    size = len(ws.dataset.x_train) if dataset == ws.dataset.name else None  # epochs for a watchable run
+    set_widgets(preset(st.session_state["preset"], dataset, size))
 
 
-def _inputs() -> None:
-    loss_names = {"elbo": t("loss.elbo"), "guide": t("loss.guide")}
-    st.radio(t("settings.loss"), LOSSES[::-1], format_func=loss_names.get, key=WIDGETS["loss"], help=t("help.loss"))
-    _number("latent_dim", 1)
-    _number("intermediate_dim", 8)
-    rates = sorted({*LEARNING_RATES, st.session_state[WIDGETS["learning_rate"]]})
-    st.select_slider(t("settings.learning_rate"), rates, key=WIDGETS["learning_rate"], format_func="{:g}".format,
-                     help=t("help.learning_rate"))  # fmt: skip
-    _number("batch_size", 16)
-    _number("epochs", 1)
-    _number("kl_weight", 0.1, "%.4g")
-    _number("kl_warmup_steps", 100)
-    _number("seed", 1)
+def _inputs() -> bool:
+    """Every setting but the dataset, each with its allowed range; False if one is out of range."""
+    valid = True
+    for setting in fields():
+        if setting.name != "dataset":
+            valid = _widget(setting) and valid
+    return valid
+
+
+def _widget(setting: FieldSpec, **callback) -> bool:
+    """The input for one setting, built from its metadata; under it, what is allowed if its value is not."""
+    key, label = WIDGETS[setting.name], t(setting.text_key)
+    help_text = t(setting.help_key)
+    if setting.choices is not None:
+        names = choice_names(setting.name)
+        draw = st.radio if setting.widget == "radio" else st.selectbox
+        draw(label, list(names), format_func=names.get, key=key, help=help_text, **callback)
+        return True
+    allowed = t("settings.range", low=setting.show(setting.low), high=setting.show(setting.high))
+    help_text = f"{help_text}\n\n{allowed}"
+    if setting.widget == "steps":
+        values = sorted({*LEARNING_RATES, st.session_state[key]})
+        st.select_slider(label, values, key=key, format_func="{:g}".format, help=help_text, **callback)
+        return True
+    # No min/max on the input: out of range, the browser would only draw a red box. Here the page says why.
+    st.number_input(label, step=setting.step, format=None if setting.integer else "%.4g", key=key, help=help_text,
+                    **callback)  # fmt: skip
+    try:
+        check(setting.name, st.session_state[key])
+    except ValueError:
+        st.error(t("settings.out_of_range", label=label, low=setting.show(setting.low),
+                   high=setting.show(setting.high)))  # fmt: skip
+        return False
+    return True
 
 
 def _reconcile(ws: Workspace, desired: Settings) -> None:
-    """Apply what can be applied; ask before a change of model throws a trained one away."""
+    """Apply what can be applied; a change of model for a trained one waits for the question by Start."""
     new_model = desired.dataset != ws.dataset.name or desired.model_key() != ws.settings.model_key()
     if new_model and (ws.trained or ws.training):
-        st.warning(t("settings.confirm_discard"))
-        st.button(t("settings.discard"), on_click=_discard_and_apply, args=(ws,), type="primary", key="discard")
-        st.button(t("settings.keep"), on_click=set_widgets, args=(ws.settings,), key="keep")
+        st.session_state[QUESTION] = "discard"
+        st.warning(t("settings.question_waits"))
     elif new_model:
         _rebuild(ws, desired)
     elif desired != ws.settings:
@@ -130,8 +168,35 @@ def _reconcile(ws: Workspace, desired: Settings) -> None:
             ws.update(desired)
 
 
+def model_question(ws: Workspace) -> None:
+    """Where the training buttons are: whether to throw the trained model away, or why Start waits."""
+    waiting = st.session_state.get(QUESTION)
+    if waiting == "invalid":
+        st.caption(t("settings.fix_first"))
+    if waiting != "discard":
+        return
+    with st.container(border=True):
+        st.warning(t("settings.confirm_discard", changes=_model_changes(ws, _settings_from_widgets())))
+        discard, keep = st.columns(2)
+        discard.button(t("settings.discard"), on_click=_discard_and_apply, args=(ws,), type="primary", key="discard",
+                       width="stretch")  # fmt: skip
+        keep.button(t("settings.keep"), on_click=set_widgets, args=(ws.settings,), key="keep", width="stretch")
+
+
+def _model_changes(ws: Workspace, desired: Settings) -> str:
+    """What asks for a new model, as "Latent size 8 → 3, Seed 0 → 1"."""
+    current = ws.settings.replace(dataset=ws.dataset.name)
+    titles = choice_names("dataset")
+    changes = []
+    for setting in fields():
+        before, after = getattr(current, setting.name), getattr(desired, setting.name)
+        if setting.name in ("dataset", "latent_dim", "intermediate_dim", "seed") and before != after:
+            changes.append(f"{t(setting.text_key)} {titles.get(before, before)} → {titles.get(after, after)}")
+    return ", ".join(changes)
+
+
 def _discard_and_apply(ws: Workspace) -> None:
-    _rebuild(ws, _settings_from_widgets())  # the button shows only for valid settings
+    _rebuild(ws, _settings_from_widgets())  # the question shows only for valid settings
 
 
 def _rebuild(ws: Workspace, settings: Settings) -> None:

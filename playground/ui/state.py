@@ -16,7 +16,7 @@ import streamlit as st
 from streamlit.runtime import Runtime
 from streamlit.runtime.scriptrunner import get_script_run_ctx, script_runner
 
-from playground.config import EXPLORE, Settings
+from playground.config import EXPLORE, Settings, watchable
 from playground.data import Dataset, load_dataset
 from playground.jobs import Supervisor
 from playground.runs import default_runs_root, workspace_dir
@@ -24,6 +24,7 @@ from playground.training import TrainingData
 from playground.workspace import Workspace
 
 SOURCE_ENV = "PLAYGROUND_SOURCE"  # where the app loads data from: auto (default), bundled, keras, idx:DIR
+PRIVATE_HOOK = "_clean_problem_modules"  # Streamlit's private clean-up that keep_keras_state turns off
 WORKSPACE_PARAM = "ws"  # the address's token for this browser's runs folder
 log = logging.getLogger("playground")
 
@@ -36,8 +37,22 @@ def keep_keras_state() -> None:
     full garbage collection and a flush of TensorFlow's kernel cache, four times a
     second while the page polls) made training ten times slower. Matplotlib,
     which the same hook also resets, is not used by the page.
+
+    The hook is private: if a Streamlit release renamed it, assigning the old name
+    would silently add an attribute and the slowdown would come back unnoticed, so
+    the app refuses to start instead (and ``test_app`` checks the hook is replaced).
     """
-    script_runner._clean_problem_modules = lambda: None
+    if not callable(getattr(script_runner, PRIVATE_HOOK, None)):
+        raise RuntimeError(
+            f"streamlit.runtime.scriptrunner.script_runner.{PRIVATE_HOOK} is gone (Streamlit {st.__version__}): "
+            "find what clears Keras' session after each script run in this version and turn it off here, "
+            "or training in the app runs ten times slower."
+        )
+    setattr(script_runner, PRIVATE_HOOK, _keep_modules)
+
+
+def _keep_modules() -> None:
+    """Stands in for Streamlit's clean-up of Keras and Matplotlib after each script run: does nothing."""
 
 
 keep_keras_state()
@@ -103,7 +118,8 @@ def workspace() -> Workspace:
     if current is not None and not current.closed:
         return current
     loaded = load_data(EXPLORE.dataset, data_source())
-    created = Workspace(EXPLORE, loaded.dataset, loaded.device, supervisor(), runs_folder())
+    first = watchable(EXPLORE, len(loaded.dataset.x_train))  # a first run long enough to watch
+    created = Workspace(first, loaded.dataset, loaded.device, supervisor(), runs_folder())
     supervisor().register(session_id(), created.close)
     st.session_state["workspace"] = created
     return created

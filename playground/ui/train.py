@@ -9,7 +9,8 @@ from playground.figures import COLLAPSED_KL, kl_bars, loss_figure
 from playground.imaging import tile, to_display
 from playground.latent import order_by_kl
 from playground.ui.feedback import guarded
-from playground.ui.i18n import t
+from playground.ui.i18n import duration, t
+from playground.ui.sidebar import QUESTION, model_question
 from playground.workspace import Status, Workspace
 
 # While training, two fragments poll the worker: the progress bar and the loss curves
@@ -22,6 +23,7 @@ SLOW_POLL_SECONDS = 2.0
 
 def render(ws: Workspace) -> None:
     _controls(ws)
+    model_question(ws)  # "throw the trained model away?" waits here, next to Start, which it disables
     live = ws.training
     chart, side = st.columns([3, 2])
     with chart:
@@ -33,8 +35,9 @@ def render(ws: Workspace) -> None:
 def _controls(ws: Workspace) -> None:
     status = ws.status()
     start, stop, pause, reset = st.columns(4)
-    start.button(t("train.start"), on_click=_start, args=(ws,), type="primary", disabled=status.active,
-                 key="start", width="stretch")  # fmt: skip
+    waiting = bool(st.session_state.get(QUESTION))
+    start.button(start_label(ws), on_click=_start, args=(ws,), type="primary", disabled=status.active or waiting,
+                 key="start", width="stretch", help=t("help.start"))  # fmt: skip
     stop.button(t("train.stop"), on_click=ws.stop, disabled=not status.active, key="stop", width="stretch")
     if status.state == "paused":
         pause.button(t("train.resume"), on_click=ws.resume, key="resume", width="stretch")
@@ -43,6 +46,16 @@ def _controls(ws: Workspace) -> None:
                      width="stretch")  # fmt: skip
     reset.button(t("train.reset"), on_click=ws.reset, disabled=not ws.trained and not status.active, key="reset",
                  width="stretch", help=t("help.reset"))  # fmt: skip
+
+
+def start_label(ws: Workspace) -> str:
+    """Says what Start will do: start, carry a stopped run on to its last epoch, or train more epochs."""
+    trainer = ws.trainer
+    if not ws.trained:
+        return t("train.start")
+    if trainer.epoch < trainer.target_epoch:
+        return t("train.continue", epoch=trainer.target_epoch)
+    return t("train.more_one") if ws.settings.epochs == 1 else t("train.more", epochs=ws.settings.epochs)
 
 
 def _start(ws: Workspace) -> None:
@@ -65,7 +78,7 @@ def _live(ws: Workspace) -> None:
         st.session_state["was_active"] = False
         st.rerun(scope="app")  # training ended: stop polling and refresh the other panels
     _progress(status)
-    _loss_chart(ws)
+    _loss_chart(ws, status)
 
 
 @guarded  # a fragment reruns on its own: it needs its own guard
@@ -80,15 +93,19 @@ def _snapshots(ws: Workspace) -> None:
 def _progress(status: Status) -> None:
     if status.state == "queued":
         st.info(t("train.queued", position=status.queue_position or 1))
-    if status.state == "running" and status.step == 0:  # the first call compiles the loop: a second or two
+        text = t("train.queued_short", position=status.queue_position or 1)
+    elif status.state == "running" and status.step == 0:  # the first call compiles the loop: a second or two
         text = t("train.compiling")
     elif status.active:
-        left = "—" if status.seconds_left is None else t("train.seconds", seconds=round(status.seconds_left))
+        left = "—" if status.seconds_left is None else duration(status.seconds_left)
         text = t("train.progress", epoch=status.epoch, epochs=status.target_epoch, step=status.epoch_step,
                  steps=status.steps_per_epoch, speed=f"{status.steps_per_second:,.0f}", left=left)  # fmt: skip
+    elif status.step == 0:  # a new or reset model: whatever the last job did, this one is untrained
+        text = t("train.untrained")
     else:
         text = t("train.done", epochs=status.epoch, steps=f"{status.step:,}")
-    st.progress(status.fraction, text=f"{t('state.' + status.state)} · {text}")
+    state = "idle" if status.step == 0 and not status.active else status.state
+    st.progress(status.fraction, text=f"{t('state.' + state)} · {text}")
     if status.state == "diverged" and status.result is not None:
         st.error(diverged_text(status.result))
     elif status.state == "failed":
@@ -97,10 +114,10 @@ def _progress(status: Status) -> None:
         st.warning(t("train.save_failed", detail=status.save_error))
 
 
-def _loss_chart(ws: Workspace) -> None:
+def _loss_chart(ws: Workspace, status: Status) -> None:
     history = ws.trainer.history
     if len(history) == 0:
-        st.info(t("train.empty_chart"))
+        st.info(t("train.empty_chart_soon") if status.active else t("train.empty_chart"))
         return
     names = ("loss", "reconstruction_loss", "kl_loss")
     text = {name: t(f"chart.{name}") for name in names}
@@ -117,7 +134,8 @@ def _reconstructions(ws: Workspace) -> None:
     originals = ws.dataset.x_test[picks]
     reconstructed = ws.refresh().reconstruct(originals)
     sheet = tile(np.concatenate([originals, reconstructed]), columns=len(picks))
-    st.image(to_display(sheet, 3), caption=t("train.grid_caption"), width="stretch", output_format="PNG")
+    caption = t("train.grid_caption", items=t(f"items.{ws.dataset.name}"))  # digits, or pictures of clothes
+    st.image(to_display(sheet, 3), caption=caption, width="stretch", output_format="PNG")
 
 
 def _kl_chart(ws: Workspace) -> None:
