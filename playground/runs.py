@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,8 @@ from typing import Any
 
 from playground.config import Settings
 from playground.history import History
-from playground.models import VariationalAutoEncoder, load_vae, save_vae
+from playground.model_files import load_vae, save_vae, write_text
+from playground.models import VariationalAutoEncoder
 
 RUNS_DIR_ENV = "PLAYGROUND_RUNS_DIR"
 MAX_RUNS_PER_WORKSPACE = 30  # older runs are deleted first
@@ -64,9 +64,9 @@ def write_run(
     """Write a run into ``folder`` (made if missing), each file replaced atomically."""
     folder.mkdir(parents=True, exist_ok=True)
     config = {"settings": settings.to_dict(), "created": time.time(), "summary": summary}
-    _write_text(folder / "config.json", json.dumps(config, indent=2))
-    _write_text(folder / "history.json", history.to_json())
-    _write_text(folder / "history.csv", history.to_csv())
+    write_text(folder / "config.json", json.dumps(config, indent=2))
+    write_text(folder / "history.json", history.to_json())
+    write_text(folder / "history.csv", history.to_csv())
     save_vae(model, folder / "model.keras")
     return folder
 
@@ -114,14 +114,3 @@ def read_history(run: RunInfo) -> History:
 
 def read_model(run: RunInfo) -> VariationalAutoEncoder:
     return load_vae(run.path / "model.keras")
-
-
-def _write_text(path: Path, text: str) -> None:
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
-        os.replace(temp_name, path)
-    finally:
-        if os.path.exists(temp_name):
-            os.remove(temp_name)

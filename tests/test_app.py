@@ -13,7 +13,8 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from playground.config import Settings
-from playground.models import build_vae, save_vae
+from playground.model_files import save_vae
+from playground.models import build_vae
 from tests.support import wait_for
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")

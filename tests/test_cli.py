@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from playground.history import History
-from playground.models import load_vae
+from playground.model_files import load_vae
 
 ROOT = Path(__file__).resolve().parents[1]
 

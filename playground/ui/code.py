@@ -25,7 +25,8 @@ def snippet(ws: Workspace) -> str:
     s = ws.settings
     return f"""from playground.config import Settings
 from playground.data import load_dataset
-from playground.models import build_vae, load_vae
+from playground.model_files import load_vae
+from playground.models import build_vae
 
 # The same architecture, freshly initialised (seed {s.seed}):
 model = build_vae(Settings(latent_dim={s.latent_dim}, intermediate_dim={s.intermediate_dim},

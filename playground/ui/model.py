@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from playground.models import MAX_MODEL_BYTES, describe, load_vae, save_vae
+from playground.architecture import describe
+from playground.model_files import MAX_MODEL_BYTES, load_vae, save_vae
 from playground.ui.feedback import flash, guarded
 from playground.ui.i18n import t
 from playground.ui.sidebar import set_widgets
