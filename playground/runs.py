@@ -61,13 +61,14 @@ def workspace_dir(root: Path, workspace: str) -> Path:
 def write_run(
     folder: Path, settings: Settings, history: History, model: VariationalAutoEncoder, summary: dict[str, Any]
 ) -> Path:
-    """Write a run into ``folder`` (made if missing), each file replaced atomically."""
+    """Write a run into ``folder`` (made if missing), each file replaced atomically, config.json last:
+    a run whose config can be read has all its files."""
     folder.mkdir(parents=True, exist_ok=True)
-    config = {"settings": settings.to_dict(), "created": time.time(), "summary": summary}
-    write_text(folder / "config.json", json.dumps(config, indent=2))
+    save_vae(model, folder / "model.keras")
     write_text(folder / "history.json", history.to_json())
     write_text(folder / "history.csv", history.to_csv())
-    save_vae(model, folder / "model.keras")
+    config = {"settings": settings.to_dict(), "created": time.time(), "summary": summary}
+    write_text(folder / "config.json", json.dumps(config, indent=2))
     return folder
 
 

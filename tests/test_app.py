@@ -263,7 +263,7 @@ def test_runs_are_kept_compared_and_reopened(app):
     button(app, "Start training").click().run()
     wait_until_idle(app)
     workspace = app.session_state["workspace"]
-    assert sorted(p.name for p in Path(workspace.runs_dir).iterdir()) == ["run-001", "run-002"]
+    assert sorted(p.name for p in Path(workspace.runs_dir).glob("run-*")) == ["run-001", "run-002"]
     open_tab(app, "runs")
     chosen = app.multiselect(key="runs_chosen")
     assert set(chosen.value) == {"run-001", "run-002"}

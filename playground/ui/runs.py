@@ -13,7 +13,7 @@ from playground.runs import RunInfo, list_runs, read_history, read_model
 from playground.ui.feedback import flash, guarded
 from playground.ui.i18n import t
 from playground.ui.sidebar import set_widgets
-from playground.ui.state import rebuild
+from playground.ui.tabs import open_tab, rerun_if_asked
 from playground.workspace import Workspace
 
 GRID_STEPS = 7
@@ -26,6 +26,7 @@ def render(ws: Workspace) -> None:
 
 @guarded  # a fragment reruns on its own: it needs its own guard
 def _panel(ws: Workspace) -> None:
+    rerun_if_asked()
     runs = list_runs(ws.runs_dir) if ws.runs_dir is not None else []
     if not runs:
         st.info(t("runs.none"))
@@ -97,11 +98,10 @@ def _grid_image(run: RunInfo) -> np.ndarray:
 
 def _reopen(ws: Workspace, run: RunInfo) -> None:
     try:
-        model, history = read_model(run), read_history(run)
-        rebuild(ws, run.settings)  # on the run's dataset
+        ws.switch(run.settings, read_model(run), read_history(run), run.path)  # on the run's dataset
     except ValueError as error:
         flash("error", t("runs.unreadable", name=run.name, detail=error))
-        return
-    ws.adopt(model, run.settings, history, run.path)
-    set_widgets(run.settings)
-    flash("success", t("runs.reopened", name=run.name))
+    else:
+        set_widgets(run.settings)
+        flash("success", t("runs.reopened", name=run.name))
+    open_tab("runs")  # this callback ran in a fragment: redraw the whole page (message, sidebar) at once

@@ -7,7 +7,7 @@ import streamlit as st
 from playground.config import DATASETS, LOSSES, PRESETS, Settings, bounds
 from playground.data import DATASETS as DATASET_TITLES
 from playground.ui.i18n import LANGUAGES, t
-from playground.ui.state import rebuild
+from playground.ui.state import settings_changed_elsewhere, settings_seen
 from playground.workspace import Workspace
 
 # Settings field -> widget key.
@@ -37,7 +37,7 @@ def _settings_from_widgets() -> Settings:
 
 
 def render(ws: Workspace) -> None:
-    if WIDGETS["latent_dim"] not in st.session_state:
+    if WIDGETS["latent_dim"] not in st.session_state or settings_changed_elsewhere(ws):
         set_widgets(ws.settings)
         if st.query_params.get("lang") in LANGUAGES:  # a shared link can open the page in Chinese: ?lang=zh
             st.session_state["lang"] = st.query_params["lang"]
@@ -54,6 +54,7 @@ def render(ws: Workspace) -> None:
             st.error(t("settings.invalid", detail=error))
         else:
             _reconcile(ws, desired)
+        settings_seen(ws)
         supervisor = ws.supervisor
         st.caption(t("server.load", running=supervisor.running_count, waiting=supervisor.waiting_count,
                      cap=supervisor.max_workers))  # fmt: skip
@@ -137,6 +138,6 @@ def _discard_and_apply(ws: Workspace) -> None:
 def _rebuild(ws: Workspace, settings: Settings) -> None:
     """A new model for new sizes, seed or data; an unavailable dataset leaves the old one in place."""
     try:
-        rebuild(ws, settings)
+        ws.switch(settings)
     except ValueError as error:
         st.error(t("settings.data_error", detail=error))
