@@ -340,3 +340,63 @@ def test_runs_survive_a_reload_through_the_address(app, monkeypatch):
     stranger.run()
     open_tab(stranger, "runs")
     assert any("Every training run is kept here" in i.value for i in stranger.info)
+
+
+def watch_whole_page_requests(monkeypatch) -> list[bool]:
+    """Record, for each page run, whether a callback asked for the whole page to be redrawn.
+
+    A button in a fragment reruns only that fragment in the browser: a callback that
+    changes the sidebar or flashes a message must ask for the whole page, or nothing
+    shows until another tab is clicked.
+    """
+    import streamlit as st
+
+    from playground.ui import tabs
+
+    asked, render = [], tabs.render
+
+    def spy(panels):
+        asked.append(bool(st.session_state.get(tabs.RERUN_APP)))
+        render(panels)
+
+    monkeypatch.setattr(tabs, "render", spy)
+    return asked
+
+
+def test_reopening_a_run_shows_at_once_and_switches_the_dataset_with_no_question(app, monkeypatch):
+    import dataclasses
+
+    from playground.ui import state
+    from playground.workspace import LoadedData
+
+    def load(name):  # Fashion-MNIST stands in for the bundled digits under its own name
+        loaded = state.load_by_name("mnist")
+        return LoadedData(dataclasses.replace(loaded.dataset, name=name), loaded.device)
+
+    workspace = app.session_state["workspace"]
+    workspace.load_data = load
+    number(app, "Epochs").set_value(1).run()
+    button(app, "Start training").click().run()
+    wait_until_idle(app)
+    app.selectbox(key="set_dataset").set_value("fashion_mnist").run()
+    button(app, "Discard the trained model and apply").click().run()
+    assert workspace.dataset.name == "fashion_mnist"
+    open_tab(app, "runs")
+    asked = watch_whole_page_requests(monkeypatch)
+    next(b for b in app.button if b.key == "reopen_run-001").click().run()
+    assert asked[-1], "the reopen asked for the whole page: the message and the sidebar show at once"
+    assert len([s for s in app.success if s.value.startswith("Reopened run-001")]) == 1
+    assert workspace.dataset.name == "mnist" and workspace.trained
+    assert app.selectbox(key="set_dataset").value == "mnist"
+    assert not any("needs a new model" in w.value for w in app.warning), "no pending question"
+    app.run()
+    assert not [s for s in app.success if "Reopened" in s.value], "the message shows once"
+
+
+def test_loading_a_model_file_shows_at_once(app, monkeypatch, tmp_path):
+    path = save_vae(build_vae(Settings(latent_dim=5, intermediate_dim=40)), tmp_path / "m.keras")
+    open_tab(app, "model")
+    asked = watch_whole_page_requests(monkeypatch)
+    app.file_uploader(key="model_upload").set_value(("m.keras", path.read_bytes(), "application/zip")).run()
+    assert asked[-1], "the upload asked for the whole page: the message and the sidebar show at once"
+    assert len([s for s in app.success if "Loaded m.keras" in s.value]) == 1
