@@ -9,19 +9,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from playground.config import Settings
 from playground.history import History
 from playground.model_files import load_vae, save_vae, write_text
-from playground.models import VariationalAutoEncoder
+from playground.models import ORIGINAL_DIM, VariationalAutoEncoder
 
 RUNS_DIR_ENV = "PLAYGROUND_RUNS_DIR"
 MAX_RUNS_PER_WORKSPACE = 30  # older runs are deleted first
@@ -38,11 +42,20 @@ class RunInfo:
     created: float  # seconds since the epoch
     summary: dict[str, Any]
 
-    def label(self) -> str:
-        s = self.settings
-        loss = self.summary.get("loss")
-        loss_text = f", loss {loss:.4g}" if isinstance(loss, (int, float)) else ""
-        return f"{self.name} · {s.loss} · latent {s.latent_dim} · hidden {s.intermediate_dim}{loss_text}"
+
+def differing_settings(runs: Sequence[RunInfo]) -> list[str]:
+    """The settings (field names, in ``Settings``' order) that are not the same in all ``runs``."""
+    names = [spec.name for spec in dataclasses.fields(Settings)]
+    return [name for name in names if len({getattr(run.settings, name) for run in runs}) > 1]
+
+
+def reconstruction_mse(model: VariationalAutoEncoder, images: np.ndarray) -> float:
+    """Mean squared error per pixel between ``images`` [N, 28, 28] and the model's reconstructions from
+    their mean codes: one measure for runs of any loss or KL weight, whose own loss values differ in scale."""
+    flat = np.asarray(images, dtype=np.float32).reshape(-1, ORIGINAL_DIM)  # [N, 784]
+    z_mean = model.encoder(flat)[0]  # [N, L]
+    reconstruction = np.asarray(model.decoder(z_mean))  # [N, 784]
+    return float(np.mean((reconstruction - flat) ** 2))
 
 
 def default_runs_root() -> Path:

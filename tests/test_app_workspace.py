@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from playground import jobs
 from playground.config import Settings
 from playground.model_files import save_vae
 from playground.models import build_vae
@@ -15,6 +16,8 @@ from tests.test_imaging import photo_of
 
 @pytest.fixture
 def app(monkeypatch, tmp_path):
+    # Between AppTest runs no session looks alive to the janitor: keep it from closing the workspace.
+    monkeypatch.setattr(jobs, "ABANDON_SECONDS", 3600.0)
     monkeypatch.setenv("PLAYGROUND_SOURCE", "bundled")
     monkeypatch.setenv("PLAYGROUND_RUNS_DIR", str(tmp_path / "runs"))
     at = AppTest.from_file(APP, default_timeout=120)
@@ -109,3 +112,26 @@ def test_every_photo_problem_has_a_message_in_both_languages():
 
     table = tomllib.loads((Path(__file__).parents[1] / "playground/ui/strings.toml").read_text(encoding="utf-8"))
     assert all(set(table[f"draw.photo_{problem}"]) == {"en", "zh"} for problem in PHOTO_PROBLEMS)
+
+
+def test_runs_show_their_settings_with_the_differing_ones_and_one_measure_for_all(app):
+    number(app, "Epochs").set_value(1).run()
+    button(app, "Start training").click().run()
+    wait_until_idle(app)
+    number(app, "Latent size").set_value(3).run()
+    button(app, "Discard the trained model and apply").click().run()
+    number(app, "KL weight").set_value(0.1).run()
+    button(app, "Start training").click().run()
+    wait_until_idle(app)
+    open_tab(app, "runs")
+    table = app.dataframe[0].value
+    assert list(table["Run"]) == ["run-002", "run-001"]
+    assert list(table["Latent size"]) == ["3", "8"] and list(table["KL weight"]) == ["0.1", "1"]
+    assert list(table["Ended"]) == ["Finished", "Finished"]
+    assert table["Test MSE (same measure for all)"].between(0, 0.2).all()
+    assert table["Validation reconstruction loss"].notna().all()
+    assert any("differ in (Latent size, KL weight)" in c.value for c in app.caption)
+    assert app.multiselect(key="runs_chosen").options[0] == "run-002 · ELBO · latent 3 · hidden 256 · KL weight 0.1"
+    app.radio(key="lang").set_value("zh").run()
+    assert app.multiselect(key="runs_chosen").options[0] == "run-002 · ELBO · 潜在 3 维 · 中间层 256 · KL 权重 0.1"
+    assert "训练" in app.dataframe[0].value.columns
