@@ -3,16 +3,20 @@
 ``to_mnist`` prepares an image the way MNIST's digits were prepared: the ink's
 bounding box is scaled to fit 20 x 20 keeping its aspect ratio, placed in a
 28 x 28 field, and shifted so that its centre of mass sits at the centre.
-Nothing here knows about models or the UI.
+``photo_to_mnist`` first separates the ink of a photographed digit from its paper
+(shading, noise, either polarity) and says when the picture does not look like one
+digit. Nothing here knows about models or the UI.
 """
 
 from __future__ import annotations
 
 import io
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+from scipy import ndimage
 
 MAX_PIXELS = 25_000_000  # a 5000 x 5000 photo; larger files are refused from the header
 MAX_FILE_BYTES = 20 * 1024 * 1024
@@ -134,6 +138,135 @@ def to_mnist(image) -> np.ndarray:
     field[top : top + boxed.shape[0], left : left + boxed.shape[1]] = boxed
     field = _centre_of_mass_to_middle(field)
     return (field / field.max()).astype(np.float32)
+
+
+# Photos: what ``separate_ink`` looks at, and when it warns.
+PHOTO_SIDE = 256  # photos are read at most this large: plenty for a 20 x 20 digit, and fast
+MIN_CONTRAST = 0.08  # grey levels spread less than this (1st to 99th percentile): no ink to find
+SPECK_FRACTION = 0.02  # ink components smaller than this share of the largest are noise
+LARGE_FRACTION = 0.35  # components at least this share of the largest count as another mark
+SIDE_INK = 0.05  # a side of the picture with ink on this share of its pixels is touched by the ink ...
+SIDES_TOUCHED = 3  # ... and ink touching this many sides runs off the picture: not a digit on its paper
+PHOTO_PROBLEMS = ("several_marks", "ink_on_border", "low_contrast")
+
+
+class SeparatedInk(NamedTuple):
+    """A photo's ink, apart from its paper."""
+
+    ink: np.ndarray  # [h, w] float64 in [0, 1], 1 for full ink, 0 for paper (at most PHOTO_SIDE a side)
+    problems: tuple[str, ...]  # from PHOTO_PROBLEMS: why this may not be one digit
+
+
+class PreparedPhoto(NamedTuple):
+    """An uploaded picture as an MNIST input."""
+
+    digit: np.ndarray  # [28, 28] float32 in [0, 1]; zeros if no ink was found
+    problems: tuple[str, ...]  # from PHOTO_PROBLEMS
+
+
+def otsu_threshold(grey: np.ndarray, bins: int = 256) -> float:
+    """The grey level in [0, 1] that best splits ``grey`` in two classes (Otsu: most variance between them)."""
+    counts, edges = np.histogram(grey, bins=bins, range=(0.0, 1.0))
+    centres = (edges[:-1] + edges[1:]) / 2
+    weight_low = np.cumsum(counts)  # pixels at or below each bin
+    weight_high = weight_low[-1] - weight_low
+    mass_low = np.cumsum(counts * centres)
+    mean_low = mass_low / np.maximum(weight_low, 1)
+    mean_high = (mass_low[-1] - mass_low) / np.maximum(weight_high, 1)
+    between = weight_low * weight_high * (mean_low - mean_high) ** 2
+    return float(edges[int(np.argmax(between)) + 1])
+
+
+def separate_ink(image) -> SeparatedInk:
+    """Ink apart from paper in a photo or scan of a digit: either polarity, shaded paper, noise.
+
+    The picture is shrunk to at most ``PHOTO_SIDE`` pixels a side and median-filtered
+    (noise); the paper is the side of an Otsu threshold the border lies on (polarity);
+    a smooth surface fitted to the paper is subtracted (shading) and a second Otsu
+    threshold keeps the ink; specks are dropped. The problems say when the result does
+    not look like one digit.
+    """
+    grey = _shrink(_grey_ink_any_polarity(check_image_array(image)))
+    if min(grey.shape) >= 64:
+        grey = ndimage.median_filter(grey, size=3)
+    low, high = np.percentile(grey, [1, 99])
+    if high - low < MIN_CONTRAST:
+        return SeparatedInk(np.zeros_like(grey), ("low_contrast",))
+    grey = np.clip((grey - low) / (high - low), 0.0, 1.0)
+    threshold = otsu_threshold(grey)
+    if np.median(_border(grey)) > threshold:  # light paper, dark ink: turn it round, as MNIST is light on dark
+        grey, threshold = 1.0 - grey, 1.0 - threshold
+    flat = grey - _paper_surface(grey, grey < threshold)
+    flat = np.clip(flat - np.median(flat), 0.0, None)
+    threshold = otsu_threshold(np.clip(flat / max(flat.max(), 1e-9), 0, 1)) * flat.max()
+    mask = _without_specks(flat > threshold)
+    if not mask.any():
+        return SeparatedInk(np.zeros_like(grey), ())
+    full = np.percentile(flat[mask], 90)
+    ink = np.where(mask, np.clip(flat / max(full, 1e-9), 0.0, 1.0), 0.0)
+    return SeparatedInk(ink, _problems(mask))
+
+
+def photo_to_mnist(image) -> PreparedPhoto:
+    """An uploaded picture of a digit (a photo, a scan, a drawing) as an MNIST input, with its problems."""
+    separated = separate_ink(image)
+    return PreparedPhoto(to_mnist(separated.ink), separated.problems)
+
+
+def _grey_ink_any_polarity(values: np.ndarray) -> np.ndarray:
+    """[H, W] grey levels in [0, 1]; a transparent background's alpha (opaque strokes as ink) if it has one."""
+    if values.shape[2] == 4 and values[:, :, 3].min() < values[:, :, 3].max():
+        return values[:, :, 3]
+    return values[:, :, 0] if values.shape[2] == 1 else values[:, :, :3] @ np.array([0.299, 0.587, 0.114])
+
+
+def _shrink(grey: np.ndarray) -> np.ndarray:
+    """At most PHOTO_SIDE pixels a side (each new pixel the mean of the old ones it covers)."""
+    height, width = grey.shape
+    scale = PHOTO_SIDE / max(height, width)
+    if scale >= 1:
+        return grey
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    shrunk = Image.fromarray(grey.astype(np.float32), mode="F").resize(size, Image.Resampling.BOX)
+    return np.asarray(shrunk, dtype=np.float64)
+
+
+def _border(image: np.ndarray) -> np.ndarray:
+    return np.concatenate([image[0], image[-1], image[1:-1, 0], image[1:-1, -1]])
+
+
+def _paper_surface(grey: np.ndarray, paper: np.ndarray) -> np.ndarray:
+    """The least-squares quadratic surface through the paper's pixels: the shading to take away."""
+    rows, cols = np.indices(grey.shape, dtype=np.float64)
+    rows, cols = rows / grey.shape[0] - 0.5, cols / grey.shape[1] - 0.5
+    terms = np.stack([np.ones_like(rows), rows, cols, rows * rows, rows * cols, cols * cols], axis=-1)
+    if paper.sum() < terms.shape[-1] * 4:
+        return np.full_like(grey, np.median(grey))
+    coefficients, *_ = np.linalg.lstsq(terms[paper], grey[paper], rcond=None)
+    return terms @ coefficients
+
+
+def _without_specks(mask: np.ndarray) -> np.ndarray:
+    """``mask`` less its connected pieces smaller than SPECK_FRACTION of the largest."""
+    labels, count = ndimage.label(mask, structure=np.ones((3, 3)))
+    if count == 0:
+        return mask
+    areas = np.bincount(labels.ravel())[1:]
+    keep = np.flatnonzero(areas >= SPECK_FRACTION * areas.max()) + 1
+    return np.isin(labels, keep)
+
+
+def _problems(mask: np.ndarray) -> tuple[str, ...]:
+    """Why the ink in ``mask`` may not be one digit on a sheet of paper."""
+    problems = []
+    labels, count = ndimage.label(mask, structure=np.ones((3, 3)))
+    areas = np.bincount(labels.ravel())[1:]
+    if np.sum(areas >= LARGE_FRACTION * areas.max()) >= 2:
+        problems.append("several_marks")
+    sides = (mask[0], mask[-1], mask[:, 0], mask[:, -1])
+    if sum(side.mean() >= SIDE_INK for side in sides) >= SIDES_TOUCHED:
+        problems.append("ink_on_border")
+    return tuple(problems)
 
 
 def is_blank(digit: np.ndarray) -> bool:

@@ -1,26 +1,18 @@
-"""The guide's variational autoencoder, subclassed and functional, and safe saving/loading."""
+"""The guide's variational autoencoder, subclassed and functional (files: ``model_files``)."""
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
-import zipfile
-from pathlib import Path
 from typing import NamedTuple
 
 import keras
-import numpy as np
 from keras import layers
 
-from playground.config import Settings, bounds
+from playground.config import Settings
 from playground.layers import Sampling
 from playground.losses import guide_kl
 
 ORIGINAL_DIM = 784  # 28 x 28 MNIST pixels, flattened
-_PACKAGE = "playground"
-# A .keras file of the largest VAE the settings allow is about 7 MB.
-MAX_MODEL_BYTES = 64 * 1024 * 1024
+PACKAGE = "playground"  # the registered names of the classes below start with it
 
 
 def _dense(units: int, seed: int | None, offset: int, **kwargs) -> layers.Dense:
@@ -39,7 +31,7 @@ class VAEOutput(NamedTuple):
     reconstruction: object  # [B, 784], in (0, 1)
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class Encoder(layers.Layer):
     """Maps digits [B, 784] to (z_mean, z_log_var, z), each [B, latent_dim]."""
 
@@ -79,7 +71,7 @@ class Encoder(layers.Layer):
         }
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class Decoder(layers.Layer):
     """Maps codes [B, latent_dim] back to digits [B, original_dim] in (0, 1)."""
 
@@ -110,7 +102,7 @@ class Decoder(layers.Layer):
         }
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class VariationalAutoEncoder(keras.Model):
     """Encoder and decoder end to end: [B, 784] -> [B, 784], adding the KL term as a loss."""
 
@@ -174,42 +166,7 @@ def build_vae(settings: Settings) -> VariationalAutoEncoder:
     return model
 
 
-class LayerRow(NamedTuple):
-    """One line of an architecture table."""
-
-    path: str
-    kind: str
-    output_shape: tuple
-    trainable: int
-    non_trainable: int
-
-
-def describe(model: VariationalAutoEncoder) -> list[LayerRow]:
-    """The VAE's layers in the order data flows through them, with shapes and parameter counts."""
-    encoder, decoder = model.encoder, model.decoder
-    latent, hidden = model.latent_dim, model.intermediate_dim
-    layout = [
-        (encoder, "dense_proj", hidden),
-        (encoder, "dense_mean", latent),
-        (encoder, "dense_log_var", latent),
-        (encoder, "sampling", latent),
-        (decoder, "dense_proj", hidden),
-        (decoder, "dense_output", model.original_dim),
-    ]
-    rows = []
-    for block, attribute, width in layout:
-        layer = getattr(block, attribute)
-        rows.append(LayerRow(
-            path=f"{block.name}/{layer.name}",
-            kind=type(layer).__name__,
-            output_shape=(None, width),
-            trainable=sum(int(np.prod(w.shape)) for w in layer.trainable_weights),
-            non_trainable=sum(int(np.prod(w.shape)) for w in layer.non_trainable_weights),
-        ))  # fmt: skip
-    return rows
-
-
-@keras.saving.register_keras_serializable(package=_PACKAGE)
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class KLDivergenceLayer(layers.Layer):
     """Passes (z_mean, z_log_var) through and adds the guide's KL term as a loss.
 
@@ -250,92 +207,3 @@ def build_functional_vae(original_dim, intermediate_dim=64, latent_dim=32):
 
     vae = keras.Model(inputs=original_inputs, outputs=decoder(z), name="vae")
     return encoder, decoder, vae
-
-
-def save_vae(model: VariationalAutoEncoder, path: str | os.PathLike) -> Path:
-    """Save ``model`` as a .keras file atomically: a crash mid-save leaves any old file intact."""
-    path = Path(path)
-    if path.suffix != ".keras":
-        raise ValueError(f"A model file must end in .keras (got {path.name!r}).")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".keras", dir=path.parent)
-    os.close(handle)
-    try:
-        model.save(temp_name)
-        os.replace(temp_name, path)
-    finally:
-        if os.path.exists(temp_name):
-            os.remove(temp_name)
-    return path
-
-
-def load_vae(path: str | os.PathLike) -> VariationalAutoEncoder:
-    """Load a VAE saved by this package, in Keras safe mode, or raise a ValueError saying why not."""
-    path = Path(path)
-    _check_vae_file(path)
-    try:
-        model = keras.saving.load_model(path, safe_mode=True, compile=False)
-    except Exception as error:  # Keras raises many kinds; the user needs one sentence.
-        raise ValueError(f"{path.name} could not be loaded as a VAE: {error}") from error
-    if not isinstance(model, VariationalAutoEncoder):
-        raise ValueError(f"{path.name} holds a {type(model).__name__}, not this app's VAE.")
-    return model
-
-
-def _check_vae_file(path: Path) -> None:
-    """Refuse, before Keras reads it, anything that is not a reasonable VAE .keras file."""
-    if not path.is_file():
-        raise ValueError(f"There is no model file at {path}.")
-    if path.stat().st_size > MAX_MODEL_BYTES:
-        raise ValueError(f"{path.name} is larger than {MAX_MODEL_BYTES // 2**20} MB; no VAE here is that big.")
-    if not zipfile.is_zipfile(path):
-        raise ValueError(f"{path.name} is not a .keras model file (it is not a zip archive).")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = set(archive.namelist())
-            unpacked = sum(info.file_size for info in archive.infolist())
-            config = json.loads(archive.read("config.json")) if "config.json" in names else None
-    except (zipfile.BadZipFile, OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path.name} is a damaged .keras file ({error}).") from None
-    if config is None or "model.weights.h5" not in names:
-        raise ValueError(f"{path.name} is not a .keras model file (it has no config.json or weights).")
-    if unpacked > 4 * MAX_MODEL_BYTES:
-        raise ValueError(f"{path.name} unpacks to more than {4 * MAX_MODEL_BYTES // 2**20} MB; refused.")
-    _check_vae_config(path.name, config)
-
-
-def _check_vae_config(name: str, config: dict) -> None:
-    """The model config must be this package's VAE over 784 inputs with sizes the app allows."""
-    if "Lambda" in _class_names(config):
-        raise ValueError(f"{name} contains a Lambda layer, which could run arbitrary code; it was not loaded.")
-    if (
-        not isinstance(config, dict)
-        or config.get("class_name") != "VariationalAutoEncoder"
-        or config.get("registered_name") != f"{_PACKAGE}>VariationalAutoEncoder"
-    ):
-        raise ValueError(f"{name} is a Keras model, but not a VariationalAutoEncoder saved by this app.")
-    inner = config.get("config") or {}
-    if inner.get("original_dim") != ORIGINAL_DIM:
-        raise ValueError(f"{name} is a VAE over {inner.get('original_dim')} inputs; this app needs 784 (28 x 28).")
-    for field_name in ("latent_dim", "intermediate_dim"):
-        meta = bounds(field_name)
-        value = inner.get(field_name)
-        if not isinstance(value, int) or not meta["low"] <= value <= meta["high"]:
-            raise ValueError(
-                f"{name} has {meta['label'].lower()} {value!r}; this app allows {meta['low']} to {meta['high']}."
-            )
-
-
-def _class_names(node) -> set[str]:
-    """Every ``class_name`` anywhere in a nested Keras config."""
-    found: set[str] = set()
-    stack = [node]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            if isinstance(item.get("class_name"), str):
-                found.add(item["class_name"])
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return found

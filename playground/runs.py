@@ -9,19 +9,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
 import shutil
-import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from playground.config import Settings
 from playground.history import History
-from playground.models import VariationalAutoEncoder, load_vae, save_vae
+from playground.model_files import load_vae, save_vae, write_text
+from playground.models import ORIGINAL_DIM, VariationalAutoEncoder
 
 RUNS_DIR_ENV = "PLAYGROUND_RUNS_DIR"
 MAX_RUNS_PER_WORKSPACE = 30  # older runs are deleted first
@@ -38,11 +42,20 @@ class RunInfo:
     created: float  # seconds since the epoch
     summary: dict[str, Any]
 
-    def label(self) -> str:
-        s = self.settings
-        loss = self.summary.get("loss")
-        loss_text = f", loss {loss:.4g}" if isinstance(loss, (int, float)) else ""
-        return f"{self.name} · {s.loss} · latent {s.latent_dim} · hidden {s.intermediate_dim}{loss_text}"
+
+def differing_settings(runs: Sequence[RunInfo]) -> list[str]:
+    """The settings (field names, in ``Settings``' order) that are not the same in all ``runs``."""
+    names = [spec.name for spec in dataclasses.fields(Settings)]
+    return [name for name in names if len({getattr(run.settings, name) for run in runs}) > 1]
+
+
+def reconstruction_mse(model: VariationalAutoEncoder, images: np.ndarray) -> float:
+    """Mean squared error per pixel between ``images`` [N, 28, 28] and the model's reconstructions from
+    their mean codes: one measure for runs of any loss or KL weight, whose own loss values differ in scale."""
+    flat = np.asarray(images, dtype=np.float32).reshape(-1, ORIGINAL_DIM)  # [N, 784]
+    z_mean = model.encoder(flat)[0]  # [N, L]
+    reconstruction = np.asarray(model.decoder(z_mean))  # [N, 784]
+    return float(np.mean((reconstruction - flat) ** 2))
 
 
 def default_runs_root() -> Path:
@@ -61,13 +74,14 @@ def workspace_dir(root: Path, workspace: str) -> Path:
 def write_run(
     folder: Path, settings: Settings, history: History, model: VariationalAutoEncoder, summary: dict[str, Any]
 ) -> Path:
-    """Write a run into ``folder`` (made if missing), each file replaced atomically."""
+    """Write a run into ``folder`` (made if missing), each file replaced atomically, config.json last:
+    a run whose config can be read has all its files."""
     folder.mkdir(parents=True, exist_ok=True)
-    config = {"settings": settings.to_dict(), "created": time.time(), "summary": summary}
-    _write_text(folder / "config.json", json.dumps(config, indent=2))
-    _write_text(folder / "history.json", history.to_json())
-    _write_text(folder / "history.csv", history.to_csv())
     save_vae(model, folder / "model.keras")
+    write_text(folder / "history.json", history.to_json())
+    write_text(folder / "history.csv", history.to_csv())
+    config = {"settings": settings.to_dict(), "created": time.time(), "summary": summary}
+    write_text(folder / "config.json", json.dumps(config, indent=2))
     return folder
 
 
@@ -114,14 +128,3 @@ def read_history(run: RunInfo) -> History:
 
 def read_model(run: RunInfo) -> VariationalAutoEncoder:
     return load_vae(run.path / "model.keras")
-
-
-def _write_text(path: Path, text: str) -> None:
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
-        os.replace(temp_name, path)
-    finally:
-        if os.path.exists(temp_name):
-            os.remove(temp_name)

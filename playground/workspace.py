@@ -1,14 +1,21 @@
 """One user's playground: the current model, its trainer and training job, its page-side copy, its runs.
 
-The page keeps one ``Workspace`` per browser session and asks it for everything;
-the workspace knows nothing about the page. The supervisor may ``close`` it from
-its janitor thread once the session is gone, which stops training and lets the
-model's memory go.
+The page asks its workspace for everything; the workspace knows nothing about the
+page. A workspace belongs to an address token (``?ws=...``), not to one browser
+session: ``Workspaces`` hands every session of a token the same live workspace, so
+a reload or a second browser finds the model, its history and a training still
+running. The supervisor's janitor ``close``s it once no session of the token has
+been alive for a while: training stops (the run is kept as "interrupted") and the
+model's memory goes. What a later session (or a restarted server) needs to carry
+on is kept in the token's folder, in ``current/``.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,9 +24,26 @@ from playground.data import Dataset
 from playground.history import History
 from playground.inference import Inference
 from playground.jobs import Supervisor, TrainingJob
-from playground.models import VariationalAutoEncoder
-from playground.runs import new_run_folder, prune_runs, write_run
+from playground.models import VariationalAutoEncoder, build_vae
+from playground.runs import new_run_folder, prune_runs, read_history, read_model, read_run_info, write_run
 from playground.training import RunResult, TrainingData
+
+log = logging.getLogger("playground")
+
+
+CURRENT = "current"  # the folder, beside the runs, that keeps the current model, history and settings
+CHECKPOINT_POLL_SECONDS = 0.5  # how often a training's checkpointer looks for a finished epoch
+
+
+@dataclass(frozen=True)
+class LoadedData:
+    """A dataset and its tensors in device memory."""
+
+    dataset: Dataset
+    device: TrainingData
+
+
+DataLoader = Callable[[str], LoadedData]  # a dataset's name -> its data (a ValueError if it can't be had)
 
 
 @dataclass(frozen=True)
@@ -56,45 +80,58 @@ class Workspace:
     def __init__(
         self,
         settings: Settings,
-        dataset: Dataset,
-        data: TrainingData,
+        load_data: DataLoader,
         supervisor: Supervisor,
         runs_dir: Path | None = None,
     ):
         self.supervisor = supervisor
+        self.load_data = load_data
         self.runs_dir = runs_dir
         self.run_folder: Path | None = None  # where the current model's run is saved
         self.job: TrainingJob | None = None
+        self.trainer = None
+        self.dataset: Dataset | None = None
         self.closed = False
+        self._interrupted = False  # the janitor is closing: a stopped run ends as "interrupted"
         self._lock = threading.Lock()
-        self.rebuild(settings, dataset, data)
+        self._gone = threading.Event()  # set once ``close`` has finished
+        if not self._restore():
+            self.switch(settings)
 
     # the model
 
-    def rebuild(self, settings: Settings, dataset: Dataset | None = None, data: TrainingData | None = None) -> None:
-        """A fresh model for new sizes or data (any training stops first)."""
+    def switch(
+        self,
+        settings: Settings,
+        model: VariationalAutoEncoder | None = None,
+        history: History | None = None,
+        run_folder: Path | None = None,
+    ) -> None:
+        """Make a new current model: fresh for ``settings``, or ``model`` (and its history) to train on.
+
+        Loads ``settings.dataset`` first if it is another dataset; if that fails the
+        ValueError leaves everything as it was. Any training stops first. One trainer
+        is made (or recycled) per switch.
+        """
+        same_data = self.dataset is not None and settings.dataset == self.dataset.name
+        loaded = None if same_data else self.load_data(settings.dataset)
         self.stop(wait=True)
-        if getattr(self, "trainer", None) is not None:
+        if self.trainer is not None:
             self.supervisor.recycle(self.trainer)
-        if dataset is not None:
-            self.dataset, self.data = dataset, data
+        if loaded is not None:
+            self.dataset, self.data = loaded.dataset, loaded.device
         self.settings = settings
         self.trainer = self.supervisor.trainer(settings, self.data)
+        if model is not None:
+            self.trainer.adopt(model.get_weights(), history)
         self.inference = Inference(settings)
-        self.run_folder = None
+        self.run_folder = run_folder
 
     def reset(self) -> None:
         """Same settings, new initial weights, a fresh optimizer, an empty history."""
         self.stop(wait=True)
         self.trainer.reset()
         self.run_folder = None
-
-    def adopt(self, model: VariationalAutoEncoder, settings: Settings, history: History | None = None,
-              run_folder: Path | None = None) -> None:  # fmt: skip
-        """Make a loaded model the current one, to explore and to train further."""
-        self.rebuild(settings)
-        self.trainer.adopt(model.get_weights(), history)
-        self.run_folder = run_folder
 
     def update(self, settings: Settings) -> None:
         """Take new rates, loss, batch size or epochs for the same model (not while training)."""
@@ -123,6 +160,7 @@ class Workspace:
         if self.closed or self.training:
             return
         self.job = TrainingJob(self.trainer, self.supervisor, on_done=self._save_run).start()
+        self._start_checkpoints(self.job)
 
     def stop(self, wait: bool = False) -> None:
         if self.job is not None:
@@ -162,27 +200,163 @@ class Workspace:
             save_error=job.save_error if job is not None else None,
         )
 
-    # runs
+    # runs and the current model on disk
 
     def _save_run(self, job: TrainingJob) -> None:
-        """Keep the run on disk when a training job ends (called in the job's thread)."""
+        """Keep the run, and the current model, on disk when a training job ends (in the job's thread)."""
         if self.runs_dir is None or self.closed or job.trainer is not self.trainer or not self.trained:
             return
         with self._lock:
             if self.run_folder is None:
                 self.run_folder = new_run_folder(self.runs_dir)
-            summary = {"reason": job.state, "epochs": self.trainer.epoch, "steps": self.trainer.step,
+            reason = "interrupted" if self._interrupted and job.state == "stopped" else job.state
+            summary = {"reason": reason, "epochs": self.trainer.epoch, "steps": self.trainer.step,
                        "source": self.dataset.source}  # fmt: skip
             if job.result is not None:
-                summary.update(loss=job.result.loss, val_loss=job.result.val_loss)
+                summary.update(loss=job.result.loss, val_loss=job.result.val_loss,
+                               val_reconstruction_loss=job.result.val_reconstruction_loss)  # fmt: skip
             write_run(self.run_folder, self.settings, self.trainer.history, self.trainer.model, summary)
             prune_runs(self.runs_dir)
+        self.save_current()
+
+    def save_current(self, during: TrainingJob | None = None) -> None:
+        """Write the current model, its history and settings to ``current/`` (atomically, file by file).
+
+        Safe from any thread: it saves the weights the trainer last published.
+        ``during``: a checkpoint of that job's run, skipped once the run has ended
+        (its end writes the final state, which a late checkpoint must not overwrite).
+        """
+        if self.runs_dir is None or self.trainer is None:
+            return
+        trainer = self.trainer
+        _, weights = trainer.weights()
+        model = build_vae(self.settings)
+        model.set_weights(weights)
+        summary = {"reason": "saved" if during is None else "training", "epochs": trainer.epoch, "steps": trainer.step,
+                   "source": self.dataset.source, "run": self.run_folder.name if self.run_folder else None}  # fmt: skip
+        with self._lock:
+            if during is not None and during.state != "running":
+                return
+            write_run(self.runs_dir / CURRENT, self.settings, trainer.history, model, summary)
+
+    def _start_checkpoints(self, job: TrainingJob) -> None:
+        """Save the current model at each epoch's end while ``job`` trains (in a thread of its own)."""
+        if self.runs_dir is None:
+            return
+        thread = threading.Thread(target=self._checkpoint_loop, args=(job,), name="playground-checkpoint", daemon=True)
+        thread.start()
+
+    def _checkpoint_loop(self, job: TrainingJob) -> None:
+        saved_epoch = job.trainer.epoch
+        while job.active and not self.closed:
+            time.sleep(CHECKPOINT_POLL_SECONDS)
+            epoch = job.trainer.epoch
+            if epoch != saved_epoch and job.trainer is self.trainer and not self.closed:
+                try:
+                    self.save_current(during=job)
+                except Exception:  # a full disk must not stop training; the end of the run tries again
+                    log.exception("checkpoint failed")
+                saved_epoch = epoch
+
+    def _restore(self) -> bool:
+        """Carry on from ``current/`` if an earlier workspace of this token left one; False if none."""
+        folder = None if self.runs_dir is None else self.runs_dir / CURRENT
+        if folder is None or not folder.is_dir():
+            return False
+        try:
+            saved = read_run_info(folder)
+            history, model = read_history(saved), read_model(saved)
+            self.switch(saved.settings, model, history)
+        except ValueError:
+            log.warning("could not restore %s", folder, exc_info=True)
+            return False
+        run = saved.summary.get("run")
+        if isinstance(run, str) and run.startswith("run-") and (self.runs_dir / run).is_dir():
+            self.run_folder = self.runs_dir / run
+        if saved.summary.get("reason") == "training":  # the server stopped mid-run: keep that run too
+            self._keep_interrupted(saved)
+        return True
+
+    def _keep_interrupted(self, saved) -> None:
+        """Save the run a stopped server interrupted, from its last checkpoint."""
+        if self.run_folder is None:
+            self.run_folder = new_run_folder(self.runs_dir)
+        summary = {**saved.summary, "reason": "interrupted"}
+        summary.pop("run", None)
+        write_run(self.run_folder, self.settings, self.trainer.history, self.trainer.model, summary)
+        prune_runs(self.runs_dir)
+        self.save_current()
 
     def close(self) -> None:
-        """Stop training and let go of the model (the session is gone)."""
+        """Stop training (the run is kept as "interrupted"), save the current model, let go of it."""
+        if self.closed:
+            return
+        self._interrupted = True
+        self.stop(wait=True)  # the job's on_done saves the run
+        try:
+            if self.trained:
+                self.save_current()
+        except Exception:  # the session is gone: nobody to tell, but the log
+            log.exception("could not save the current model on close")
         self.closed = True
-        self.stop(wait=True)
         self.job = None
         if self.trainer is not None:
             self.supervisor.recycle(self.trainer)
         self.trainer = self.inference = None  # type: ignore[assignment]
+        self._gone.set()
+
+    def wait_closed(self, timeout: float | None = None) -> bool:
+        return self._gone.wait(timeout)
+
+
+class Workspaces:
+    """Every open workspace of a server by its address token, and the sessions that look at each.
+
+    Shared by all sessions (it locks itself). Sessions of one token share one
+    workspace; the janitor asks ``alive`` and closes a token's workspace through
+    ``close`` only once none of its sessions is alive.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._open: dict[str, Workspace] = {}
+        self._sessions: dict[str, set[str]] = {}
+
+    def open(self, token: str, session: str, make: Callable[[], Workspace]) -> Workspace:
+        """The live workspace of ``token`` (made by ``make`` if there is none), now seen by ``session``."""
+        while True:
+            with self._lock:
+                workspace = self._open.get(token)
+                if workspace is None:
+                    workspace = self._open[token] = make()
+                if not workspace.closed:
+                    self._sessions.setdefault(token, set()).add(session)
+                    return workspace
+            # Being closed by the janitor: wait until its files are written, then make a new one from them.
+            workspace.wait_closed(timeout=60)
+            with self._lock:
+                if self._open.get(token) is workspace:
+                    del self._open[token]
+
+    def alive(self, token: str, is_session_alive: Callable[[str], bool]) -> bool:
+        """Whether any session of ``token`` is still connected (forgetting those that are not)."""
+        with self._lock:
+            sessions = {session for session in self._sessions.get(token, ()) if is_session_alive(session)}
+            self._sessions[token] = sessions
+            return bool(sessions)
+
+    def close(self, token: str) -> None:
+        """Close ``token``'s workspace (its sessions are gone)."""
+        with self._lock:
+            workspace = self._open.get(token)
+        if workspace is None:
+            return
+        workspace.close()
+        with self._lock:
+            if self._open.get(token) is workspace:
+                del self._open[token]
+                self._sessions.pop(token, None)
+
+    def get(self, token: str) -> Workspace | None:
+        with self._lock:
+            return self._open.get(token)

@@ -13,7 +13,8 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from playground.config import Settings
-from playground.models import build_vae, save_vae
+from playground.model_files import save_vae
+from playground.models import build_vae
 from tests.support import wait_for
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -312,7 +313,7 @@ def test_runs_are_kept_compared_and_reopened(app):
     button(app, "Start training").click().run()
     wait_until_idle(app)
     workspace = app.session_state["workspace"]
-    assert sorted(p.name for p in Path(workspace.runs_dir).iterdir()) == ["run-001", "run-002"]
+    assert sorted(p.name for p in Path(workspace.runs_dir).glob("run-*")) == ["run-001", "run-002"]
     open_tab(app, "runs")
     chosen = app.multiselect(key="runs_chosen")
     assert set(chosen.value) == {"run-001", "run-002"}

@@ -15,7 +15,8 @@ import pytest
 from playground.config import Settings
 from playground.data import load_dataset
 from playground.history import History
-from playground.models import build_vae, load_vae
+from playground.model_files import load_vae
+from playground.models import build_vae
 from playground.training import Trainer
 from tests.reference import vae_forward
 

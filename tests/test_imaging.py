@@ -14,7 +14,17 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image
 
-from playground.imaging import MAX_PIXELS, is_blank, read_image, tile, to_display, to_mnist
+from playground.imaging import (
+    MAX_PIXELS,
+    PHOTO_PROBLEMS,
+    is_blank,
+    otsu_threshold,
+    photo_to_mnist,
+    read_image,
+    tile,
+    to_display,
+    to_mnist,
+)
 
 
 def encode(image: Image.Image, fmt: str, **options) -> bytes:
@@ -214,3 +224,98 @@ def test_fuzz_read_image_on_damaged_real_files(noise, cut):
         read_image(damaged)
     except ValueError as error:
         assert str(error)
+
+
+def photo_of(digit: np.ndarray, seed: int, size: int = 500, box: tuple[int, int, int] = (90, 120, 300)) -> np.ndarray:
+    """``digit`` written dark on cream paper, shaded from light (top left) to dim (bottom right), with
+    sensor noise: uint8 RGB [size, size, 3]. ``box`` is (top, left, side) of the digit's 28 x 28 field."""
+    rng = np.random.default_rng(seed)
+    top, left, side = box
+    big = np.asarray(Image.fromarray((digit * 255).astype(np.uint8)).resize((side, side), Image.Resampling.BILINEAR))
+    ink = np.zeros((size + 2 * side, size + 2 * side))
+    ink[side + top : 2 * side + top, side + left : 2 * side + left] = big / 255.0
+    ink = ink[side : side + size, side : side + size]  # a box that runs off the picture is cut
+    rows, cols = np.indices((size, size)) / size
+    paper = 0.95 - 0.4 * (0.6 * rows + 0.4 * cols)  # 0.95 down to 0.55: the dim corner is darker than mid-grey
+    grey = paper * (1 - 0.85 * ink) + rng.normal(0, 0.04, (size, size))
+    return (np.clip(grey[..., None] * np.array([1.0, 0.95, 0.85]), 0, 1) * 255).astype(np.uint8)
+
+
+def correlation(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(np.ravel(a), np.ravel(b))[0, 1])
+
+
+def test_a_photo_of_a_digit_on_shaded_paper_is_read_as_the_digit(mnist):
+    """Metric: Pearson correlation over the 784 pixels between the photo's 28 x 28 input and the same
+    digit's own MNIST preparation (``to_mnist`` of the clean digit), and their mean absolute difference."""
+    digits = mnist.x_test[:10]
+    photos = [photo_of(digit, seed) for seed, digit in enumerate(digits)]
+    assert photos[0].shape == (500, 500, 3) and photos[0].dtype == np.uint8
+    prepared = [photo_to_mnist(photo) for photo in photos]
+    references = [to_mnist(digit) for digit in digits]
+    scores = [correlation(p.digit, ref) for p, ref in zip(prepared, references)]
+    errors = [float(np.abs(p.digit - ref).mean()) for p, ref in zip(prepared, references)]
+    assert min(scores) > 0.8 and np.median(scores) > 0.93, scores
+    assert max(errors) < 0.06, errors
+    assert all(p.problems == () for p in prepared), [p.problems for p in prepared]
+    naive = [correlation(to_mnist(photo), ref) for photo, ref in zip(photos, references)]
+    assert np.median(naive) < 0.5, "to_mnist alone reads the shaded paper as ink (what the photo path fixes)"
+
+
+def test_a_photo_is_reconstructed_as_closely_as_the_digit_itself(mnist):
+    """The model's reconstruction of the photo's input against its reconstruction of the clean digit."""
+    from playground.config import Settings
+    from playground.inference import Inference
+    from playground.training import Trainer
+
+    trainer = Trainer(Settings(loss="elbo", latent_dim=8, intermediate_dim=128, epochs=3), mnist, jit_compile=False)
+    trainer.run()
+    model = Inference(trainer.settings)
+    model.sync(*trainer.weights())
+    digits = mnist.x_test[:10]
+    clean = model.reconstruct(np.stack([to_mnist(digit) for digit in digits]))
+    from_photo = model.reconstruct(np.stack([photo_to_mnist(photo_of(d, s)).digit for s, d in enumerate(digits)]))
+    naive = model.reconstruct(np.stack([to_mnist(photo_of(d, s)) for s, d in enumerate(digits)]))
+    close = [correlation(a, b) for a, b in zip(from_photo, clean)]
+    assert np.median(close) > 0.9 and min(close) > 0.7, close
+    assert np.abs(from_photo - clean).mean() < 0.05
+    assert np.median([correlation(a, b) for a, b in zip(naive, clean)]) < np.median(close) - 0.2
+
+
+def test_a_drawing_on_the_canvas_reads_the_same_through_the_photo_path(digit):
+    canvas = np.zeros((280, 280, 4), dtype=np.uint8)
+    canvas[..., :3] = (np.kron(digit, np.ones((10, 10)))[..., None] * 255).astype(np.uint8)
+    canvas[..., 3] = 255
+    assert correlation(photo_to_mnist(canvas).digit, to_mnist(canvas)) > 0.95
+
+
+def test_two_digits_in_one_picture_are_flagged(mnist):
+    pair = np.concatenate([mnist.x_test[0], mnist.x_test[1]], axis=1)  # [28, 56]: a 7 and a 2 side by side
+    assert "several_marks" in photo_to_mnist(photo_of(pair, 0, box=(100, 20, 460))).problems
+
+
+def test_ink_running_off_the_picture_is_flagged(mnist):
+    zero = mnist.x_test[int(np.flatnonzero(mnist.y_test == 0)[0])]
+    assert "ink_on_border" in photo_to_mnist(photo_of(zero, 0, box=(-150, -150, 800))).problems
+
+
+@pytest.mark.parametrize(
+    "flat", [np.full((200, 200), 128, np.uint8), np.random.default_rng(0).normal(0.5, 0.01, (300, 300))]
+)
+def test_a_picture_without_contrast_is_flagged_and_gives_no_digit(flat):
+    prepared = photo_to_mnist(flat)
+    assert prepared.problems == ("low_contrast",) and is_blank(prepared.digit)
+
+
+def test_otsu_splits_two_grey_levels_between_them(rng):
+    grey = np.concatenate([rng.normal(0.2, 0.03, 5000), rng.normal(0.7, 0.05, 2000)]).clip(0, 1)
+    assert 0.3 < otsu_threshold(grey) < 0.6
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(images)
+def test_fuzz_photo_to_mnist_returns_a_valid_input_for_any_image(image):
+    prepared = photo_to_mnist(image)
+    assert prepared.digit.shape == (28, 28) and prepared.digit.dtype == np.float32
+    assert np.isfinite(prepared.digit).all() and 0.0 <= prepared.digit.min() <= prepared.digit.max() <= 1.0
+    assert set(prepared.problems) <= set(PHOTO_PROBLEMS)

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from playground.config import Settings
-from playground.models import VariationalAutoEncoder, build_vae, load_vae, save_vae
+from playground.model_files import atomic_write, load_vae, save_vae, write_text
+from playground.models import VariationalAutoEncoder, build_vae
 
 
 @pytest.fixture
@@ -123,3 +124,28 @@ def test_a_zip_bomb_is_refused_without_unpacking(tmp_path, good_file):
     assert bomb.stat().st_size < 2 * 2**20
     with pytest.raises(ValueError, match="unpacks to more than"):
         load_vae(bomb)
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
+    path = write_text(tmp_path / "config.json", "old")
+
+    def fail_halfway(temp_name):
+        with open(temp_name, "w") as stream:
+            stream.write("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(path, fail_halfway)
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["config.json"], "no temporary file is left behind"
+    write_text(path, "new")
+    assert path.read_text() == "new"
+
+
+def test_runs_are_written_with_the_one_atomic_helper():
+    import inspect
+
+    from playground import runs
+
+    assert runs.write_text is write_text
+    assert "mkstemp" not in inspect.getsource(runs), "no second copy of the atomic write"

@@ -8,14 +8,13 @@ import pytest
 import tensorflow as tf
 
 from playground.config import Settings
+from playground.model_files import load_vae, save_vae
 from playground.models import (
     Decoder,
     Encoder,
     VariationalAutoEncoder,
     build_functional_vae,
     build_vae,
-    load_vae,
-    save_vae,
 )
 from tests.reference import gaussian_kl, guide_training_loop, vae_forward
 

@@ -40,7 +40,8 @@ sys.path.insert(0, {str(ROOT)!r})  # where the app's playground package is (on a
 
 from playground.config import Settings
 from playground.data import load_dataset
-from playground.models import build_vae, load_vae
+from playground.model_files import load_vae
+from playground.models import build_vae
 
 # The same architecture, freshly initialised (seed {s.seed}):
 settings = {settings_call(s)}

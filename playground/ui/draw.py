@@ -7,7 +7,7 @@ import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 from playground.figures import code_bars
-from playground.imaging import is_blank, read_image, to_display, to_mnist
+from playground.imaging import is_blank, photo_to_mnist, read_image, to_display, to_mnist
 from playground.ui.explore import send_to_explorer
 from playground.ui.feedback import guarded
 from playground.ui.i18n import t
@@ -42,10 +42,13 @@ def _input_image():
         if upload is None:
             return None
         try:
-            return read_image(upload.getvalue())
+            prepared = photo_to_mnist(read_image(upload.getvalue()))  # ink apart from shaded paper, noise
         except ValueError as error:
             st.error(t("draw.bad_upload", detail=error))
             return None
+        for problem in prepared.problems:
+            st.warning(t(f"draw.photo_{problem}"))
+        return prepared.digit
     if st.session_state.get(PREVIOUS_TAB) != "draw":
         # The canvas was unmounted while another tab was open: bring the drawing back with it.
         st.session_state["canvas_initial"] = st.session_state.get("canvas_json")

@@ -8,11 +8,13 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from playground.architecture import describe
 from playground.losses import kl_per_dimension, loss_terms
-from playground.models import MAX_MODEL_BYTES, describe, load_vae, save_vae
+from playground.model_files import MAX_MODEL_BYTES, load_vae, save_vae
 from playground.ui.feedback import flash, guarded
 from playground.ui.i18n import t
 from playground.ui.sidebar import set_widgets
+from playground.ui.tabs import open_tab, rerun_if_asked
 from playground.workspace import Workspace
 
 
@@ -22,6 +24,7 @@ def render(ws: Workspace) -> None:
 
 @guarded  # a fragment reruns on its own: it needs its own guard
 def _panel(ws: Workspace) -> None:
+    rerun_if_asked()
     inference = ws.refresh()
     model = inference.model
     st.markdown(t("model.intro"))
@@ -104,6 +107,7 @@ def _load_upload(ws: Workspace) -> None:
     upload = st.session_state.get("model_upload")
     if upload is None:
         return
+    open_tab("model")  # this callback runs in a fragment: redraw the whole page (message, sidebar) at once
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "upload.keras"
         path.write_bytes(upload.getvalue())
@@ -115,6 +119,6 @@ def _load_upload(ws: Workspace) -> None:
     config = model.get_config()
     settings = ws.settings.replace(latent_dim=model.latent_dim, intermediate_dim=model.intermediate_dim,
                                    kl_weight=model.kl_weight, seed=config.get("seed") or 0)  # fmt: skip
-    ws.adopt(model, settings)
+    ws.switch(settings, model)
     set_widgets(settings)
     flash("success", t("model.upload_done", name=upload.name, latent=model.latent_dim))

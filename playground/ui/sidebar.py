@@ -13,7 +13,7 @@ import streamlit as st
 from playground.config import PRESETS, FieldSpec, Settings, check, epochs_for, fields, preset
 from playground.data import DATASETS as DATASET_TITLES
 from playground.ui.i18n import LANGUAGES, localize_widgets, t
-from playground.ui.state import data_source, load_data, rebuild
+from playground.ui.state import load_by_name, settings_changed_elsewhere, settings_seen
 from playground.workspace import Workspace
 
 WIDGETS = {setting.name: f"set_{setting.name}" for setting in fields()}  # Settings field -> widget key
@@ -40,7 +40,7 @@ def choice_names(name: str) -> dict[str, str]:
 
 
 def render(ws: Workspace) -> None:
-    if WIDGETS["latent_dim"] not in st.session_state:
+    if WIDGETS["latent_dim"] not in st.session_state or settings_changed_elsewhere(ws):
         set_widgets(ws.settings)
         if st.query_params.get("lang") in LANGUAGES:  # a shared link can open the page in Chinese: ?lang=zh
             st.session_state["lang"] = st.query_params["lang"]
@@ -56,6 +56,7 @@ def render(ws: Workspace) -> None:
             _reconcile(ws, _settings_from_widgets())
         else:
             st.session_state[QUESTION] = "invalid"  # Start waits: the sidebar shows a value it would not use
+        settings_seen(ws)
         supervisor = ws.supervisor
         st.caption(t("server.load", running=supervisor.running_count, waiting=supervisor.waiting_count,
                      cap=supervisor.max_workers))  # fmt: skip
@@ -91,7 +92,7 @@ def _dataset_changed(ws: Workspace) -> None:
     if st.session_state[WIDGETS["epochs"]] != epochs_for(len(ws.dataset.x_train), batch):
         return
     try:
-        data = load_data(st.session_state[WIDGETS["dataset"]], data_source()).dataset
+        data = load_by_name(st.session_state[WIDGETS["dataset"]]).dataset
     except ValueError:
         return  # the sidebar says why when it applies the dataset
     st.session_state[WIDGETS["epochs"]] = epochs_for(len(data.x_train), batch)
@@ -202,6 +203,6 @@ def _discard_and_apply(ws: Workspace) -> None:
 def _rebuild(ws: Workspace, settings: Settings) -> None:
     """A new model for new sizes, seed or data; an unavailable dataset leaves the old one in place."""
     try:
-        rebuild(ws, settings)
+        ws.switch(settings)
     except ValueError as error:
         st.error(t("settings.data_error", detail=error))

@@ -1,8 +1,9 @@
 """What the page shares and what each session owns.
 
-Shared, read-only or self-locking, behind ``st.cache_resource``: the datasets and
-the supervisor of training workers. Per session, in ``st.session_state``: one
-``Workspace`` and the widgets' values.
+Shared, read-only or self-locking, behind ``st.cache_resource``: the datasets, the
+supervisor of training workers and the open workspaces by address token. Per
+session, in ``st.session_state``: the token's ``Workspace`` (shared with any other
+session of the same address) and the widgets' values.
 """
 
 from __future__ import annotations
@@ -10,22 +11,22 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-from dataclasses import dataclass
 
 import streamlit as st
 from streamlit.runtime import Runtime
 from streamlit.runtime.scriptrunner import get_script_run_ctx, script_runner
 
-from playground.config import EXPLORE, Settings, watchable
-from playground.data import Dataset, load_dataset
+from playground.config import EXPLORE, watchable
+from playground.data import load_dataset
 from playground.jobs import Supervisor
 from playground.runs import default_runs_root, workspace_dir
 from playground.training import TrainingData
-from playground.workspace import Workspace
+from playground.workspace import LoadedData, Workspace, Workspaces
 
 SOURCE_ENV = "PLAYGROUND_SOURCE"  # where the app loads data from: auto (default), bundled, keras, idx:DIR
 PRIVATE_HOOK = "_clean_problem_modules"  # Streamlit's private clean-up that keep_keras_state turns off
-WORKSPACE_PARAM = "ws"  # the address's token for this browser's runs folder
+WORKSPACE_PARAM = "ws"  # the address's token for this browser's workspace and runs folder
+_SETTINGS_SEEN = "settings_seen"
 log = logging.getLogger("playground")
 
 
@@ -58,12 +59,6 @@ def _keep_modules() -> None:
 keep_keras_state()
 
 
-@dataclass(frozen=True)
-class LoadedData:
-    dataset: Dataset
-    device: TrainingData
-
-
 def data_source() -> str:
     return os.environ.get(SOURCE_ENV, "auto")
 
@@ -79,12 +74,24 @@ def _is_session_alive(session_id: str) -> bool:
     return Runtime.exists() and Runtime.instance().is_active_session(session_id)
 
 
+def load_by_name(name: str) -> LoadedData:
+    """The workspace's data loader: a dataset by name, from this server's source."""
+    return load_data(name, data_source())
+
+
+@st.cache_resource(show_spinner=False)
+def workspaces() -> Workspaces:
+    """Every open workspace on this server, by address token."""
+    return Workspaces()
+
+
 @st.cache_resource(show_spinner=False)
 def supervisor() -> Supervisor:
-    """The server's training slots and its janitor for closed tabs."""
+    """The server's training slots and its janitor for closed tabs (by token: a reload keeps its workspace)."""
     shared = Supervisor()
     if Runtime.exists():
-        shared.start_janitor(_is_session_alive)
+        registry = workspaces()
+        shared.start_janitor(lambda token: registry.alive(token, _is_session_alive))
     return shared
 
 
@@ -93,33 +100,44 @@ def session_id() -> str:
     return ctx.session_id if ctx is not None else "no-session"
 
 
-def runs_folder():
-    """This browser's runs folder, named by a token kept in the page address (so a reload finds it)."""
+def workspace_token() -> str:
+    """The address's workspace token (``?ws=...``); a new one if it has none or one that is not ours."""
+    token = st.query_params.get(WORKSPACE_PARAM, "")
     try:
-        return workspace_dir(default_runs_root(), st.query_params.get(WORKSPACE_PARAM, ""))
-    except ValueError:  # no token yet, or one that is not ours: start a new workspace
+        workspace_dir(default_runs_root(), token)
+    except ValueError:
         token = secrets.token_urlsafe(12)
         st.query_params[WORKSPACE_PARAM] = token
-        return workspace_dir(default_runs_root(), token)
-
-
-def rebuild(ws: Workspace, settings: Settings) -> None:
-    """A new model for ``settings``, loading its dataset first if it is another one (ValueError if it can't)."""
-    if settings.dataset == ws.dataset.name:
-        ws.rebuild(settings)
-    else:
-        loaded = load_data(settings.dataset, data_source())
-        ws.rebuild(settings, loaded.dataset, loaded.device)
+    return token
 
 
 def workspace() -> Workspace:
-    """This session's workspace, made on the first run (and again if the janitor closed it)."""
+    """This address's workspace: the live one if another session of it has one, else restored from its
+    folder or new (and again if the janitor closed it)."""
     current = st.session_state.get("workspace")
     if current is not None and not current.closed:
         return current
-    loaded = load_data(EXPLORE.dataset, data_source())
-    first = watchable(EXPLORE, len(loaded.dataset.x_train))  # a first run long enough to watch
-    created = Workspace(first, loaded.dataset, loaded.device, supervisor(), runs_folder())
-    supervisor().register(session_id(), created.close)
-    st.session_state["workspace"] = created
-    return created
+    token = workspace_token()
+    folder = workspace_dir(default_runs_root(), token)
+    registry, shared = workspaces(), supervisor()
+    found = registry.open(token, session_id(), lambda: Workspace(_first_settings(), load_by_name, shared, folder))
+    shared.register(token, lambda: registry.close(token))
+    st.session_state["workspace"] = found
+    if found.training:
+        st.session_state["was_active"] = True  # the training panel refreshes the page when it ends
+    return found
+
+
+def _first_settings():
+    """The opening settings: a first run long enough to watch on the server's copy of the dataset."""
+    return watchable(EXPLORE, len(load_by_name(EXPLORE.dataset).dataset.x_train))
+
+
+def settings_changed_elsewhere(ws: Workspace) -> bool:
+    """True when another session of this address changed the settings since this one last drew them."""
+    return st.session_state.get(_SETTINGS_SEEN, ws.settings) != ws.settings
+
+
+def settings_seen(ws: Workspace) -> None:
+    """Note the settings this session's sidebar now shows (see ``settings_changed_elsewhere``)."""
+    st.session_state[_SETTINGS_SEEN] = ws.settings

@@ -29,6 +29,7 @@ def rerun_if_asked() -> None:
 
 def render(panels: list[tuple[str, Callable[[], None]]]) -> None:
     """Tabs for ``panels`` (id, render); only the open one runs, so hidden tabs cost nothing."""
+    st.session_state.pop(RERUN_APP, None)  # this is a whole-page run already: no panel needs to ask for one
     labels = {tab_id: t(f"tab.{tab_id}") for tab_id, _ in panels}
     current = st.session_state.get(TAB)
     st.session_state["tabs"] = labels.get(current, next(iter(labels.values())))
