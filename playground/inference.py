@@ -48,6 +48,18 @@ class Inference:
         self.model.set_weights(model.get_weights())
         self.version = None
 
+    def load_packed(self, packed: PackedWeights) -> None:
+        """Load weights that ``unpack_weights`` read (the page's copy) into this model's dense layers."""
+        if (packed.latent_dim, packed.intermediate_dim) != (self.latent_dim, self.model.intermediate_dim):
+            raise ValueError("These weights belong to a model of another size.")
+        self.model.decoder.dense_proj.set_weights(packed.decoder[:2])
+        self.model.decoder.dense_output.set_weights(packed.decoder[2:])
+        encoder = self.model.encoder
+        for layer, index in ((encoder.dense_proj, 0), (encoder.dense_mean, 2), (encoder.dense_log_var, 4)):
+            if packed.encoder:
+                layer.set_weights(packed.encoder[index : index + 2])
+        self.version = packed.version
+
     def encode(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """[N, 28, 28] or [N, 784] images -> (z_mean, z_log_var), each [N, L]."""
         flat = np.asarray(images, dtype=np.float32).reshape(-1, ORIGINAL_DIM)
