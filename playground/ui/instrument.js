@@ -322,7 +322,7 @@ function digitCanvas(label, className) {
   return el("canvas", { width: FIELD, height: FIELD, role: "img", "aria-label": label, class: `digit ${className}` });
 }
 
-function record(list, value, limit = 400) {
+function record(list, value, limit = 5000) {
   list.push(value);
   if (list.length > limit) list.shift();
 }
@@ -376,9 +376,16 @@ class Explorer {
       this.sliders[dim] = input;
       this.values[dim] = value;
       list.append(el("label", { class: "slider" }, [el("span", { class: "name", text: `z${dim}` }), input, value]));
+      // The latency is measured from the pointer or key event that moved the slider, not from the
+      // "input" event it causes (that one is stamped when the slider has already handled the move).
+      const cause = (event) => {
+        this.cause = event.timeStamp;
+      };
+      for (const name of ["pointerdown", "pointermove", "keydown"]) input.addEventListener(name, cause);
       input.addEventListener("input", (event) => {
         this.code[dim] = Number(input.value);
-        this.redraw(event.timeStamp);
+        this.redraw(this.cause ?? event.timeStamp);
+        this.cause = undefined;
         this.gridSoon();
       });
       input.addEventListener("change", () => this.commit());
@@ -386,7 +393,7 @@ class Explorer {
     const controls = el("div", { class: "controls" }, [el("div", { class: "buttons" }, [random, zero]), list]);
     this.root.append(el("div", { class: "explore" }, [stage, controls]));
     random.addEventListener("click", (event) => {
-      for (let i = 0; i < L; i++) this.code[i] = clampCode(gaussian());
+      for (let i = 0; i < L; i++) this.code[i] = Math.round(clampCode(gaussian()) * 100) / 100;
       this.afterJump(event.timeStamp);
     });
     zero.addEventListener("click", (event) => {
@@ -515,7 +522,7 @@ class Explorer {
   }
 
   commit() {
-    this.send("code", Array.from(this.code, (v) => Math.round(v * 1000) / 1000));
+    this.send("code", Array.from(this.code, (v) => Math.round(v * 100) / 100)); // as the server keeps it
   }
 
   update(meta, model) {
@@ -610,17 +617,24 @@ class Drawer {
       event.preventDefault();
       this.ink.setPointerCapture(event.pointerId);
       this.active = event.pointerId;
-      this.strokes.push([point(event)]);
+      const start = point(event);
+      this.strokes.push([start]);
       this.strokeUpdates = 0;
-      this.repaintInk();
+      this.pen();
+      this.ctx.beginPath();
+      this.ctx.arc(start[0], start[1], PEN / 2, 0, 2 * Math.PI);
+      this.ctx.fill();
       this.compute(event.timeStamp);
     });
     this.ink.addEventListener("pointermove", (event) => {
       if (this.active !== event.pointerId) return;
       const stroke = this.strokes[this.strokes.length - 1];
       const events = event.getCoalescedEvents ? event.getCoalescedEvents() : [];
-      for (const e of events.length ? events : [event]) stroke.push(point(e));
-      this.repaintInk(); // whole strokes: the same picture as a redraw after undo
+      for (const e of events.length ? events : [event]) {
+        const next = point(e);
+        this.segment(stroke[stroke.length - 1], next); // only the new piece: a move costs the same all stroke long
+        stroke.push(next);
+      }
       this.compute(event.timeStamp);
     });
     const end = (event) => {
@@ -631,6 +645,41 @@ class Drawer {
     };
     this.ink.addEventListener("pointerup", end);
     this.ink.addEventListener("pointercancel", end);
+  }
+
+  pen() {
+    const ctx = this.ctx;
+    ctx.strokeStyle = "#fff";
+    ctx.fillStyle = "#fff";
+    ctx.lineWidth = PEN;
+    ctx.lineCap = "round";
+    ctx.lineJoin = "round";
+  }
+
+  segment(from, to) {
+    this.pen();
+    this.ctx.beginPath();
+    this.ctx.moveTo(from[0], from[1]);
+    this.ctx.lineTo(to[0], to[1]);
+    this.ctx.stroke();
+  }
+
+  inkBox() {
+    // The strokes' bounding box, widened past the pen's reach: everything outside it is black.
+    let [x0, y0, x1, y1] = [INK, INK, 0, 0];
+    for (const stroke of this.strokes) {
+      for (const [x, y] of stroke) [x0, y0, x1, y1] = [Math.min(x0, x), Math.min(y0, y), Math.max(x1, x), Math.max(y1, y)];
+    }
+    const reach = PEN / 2 + 3;
+    return [Math.floor(x0 - reach), Math.floor(y0 - reach), Math.ceil(x1 + reach), Math.ceil(y1 + reach)];
+  }
+
+  readInk() {
+    // The pixels to_mnist needs. Away from the border, the box alone gives the same result as the whole
+    // canvas (black border, so the paper is black; the ink's box is inside); near it, read everything.
+    const [x0, y0, x1, y1] = this.inkBox();
+    if (x0 <= 0 || y0 <= 0 || x1 >= INK || y1 >= INK) return [this.ctx.getImageData(0, 0, INK, INK).data, INK, INK];
+    return [this.ctx.getImageData(x0, y0, x1 - x0, y1 - y0).data, x1 - x0, y1 - y0];
   }
 
   repaintInk() {
@@ -663,8 +712,7 @@ class Drawer {
   }
 
   compute(timeStamp) {
-    const rgba = this.ctx.getImageData(0, 0, INK, INK).data;
-    this.digit = toMnist(rgba, INK, INK);
+    this.digit = this.strokes.length ? toMnist(...this.readInk()) : new Float32Array(FIELD * FIELD);
     paint(this.input, this.digit);
     const blank = !this.digit.some((v) => v > 0);
     if (!this.model || !this.model.encoder || blank) {
