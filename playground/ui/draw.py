@@ -1,89 +1,119 @@
-"""Draw a digit (or upload one): see the 28 x 28 input, its reconstruction and its latent code."""
+"""Draw a digit (or upload one): see the 28 x 28 input, its reconstruction and its latent code.
+
+Drawing happens in the page's instrument (``instrument.js``): it prepares the
+digit, encodes and decodes it on every pointer move, and sends the strokes and
+the prepared 28 x 28 digit here when a stroke ends. The server then holds the
+code for "explore this code", the interpolation endpoints and the latent map.
+An image put in ``DRAWN`` (the tests, the fallback) or uploaded is prepared and
+shown by the server.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import streamlit as st
-from streamlit_drawable_canvas import st_canvas
 
 from playground.figures import code_bars
-from playground.imaging import is_blank, photo_to_mnist, read_image, to_display, to_mnist
+from playground.imaging import FIELD, is_blank, photo_to_mnist, read_image, to_display, to_mnist
+from playground.ui import instrument
 from playground.ui.explore import send_to_explorer
 from playground.ui.feedback import guarded
 from playground.ui.i18n import t
-from playground.ui.tabs import PREVIOUS_TAB, rerun_if_asked
+from playground.ui.tabs import rerun_if_asked
 from playground.workspace import Workspace
 
-CANVAS_PIXELS = 280
-DRAWN = "draw_image"  # the latest drawing or upload as an image array; tests put one here directly
+DRAWN = "draw_image"  # an image array to prepare on the server; tests put one here directly
+STROKES = "draw_strokes"  # the page's strokes, so the drawing comes back when the tab does
+PAGE_DIGIT = "draw_page_digit"  # the 28 x 28 digit the page prepared from them, or None
+PAGE_KEY = "instrument_draw"
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff"]
 
 
 def render(ws: Workspace) -> None:
-    st.fragment(_panel)(ws)
+    st.fragment(run_every=instrument.poll_seconds(ws))(_panel)(ws)
 
 
 @guarded  # a fragment reruns on its own: it needs its own guard
 def _panel(ws: Workspace) -> None:
     rerun_if_asked()
-    source, result = st.columns([1, 2])
-    with source:
-        image = _input_image()
-    with result:
-        _show(ws, image)
-
-
-def _input_image():
-    """The image to encode: from the canvas or from an upload, whichever the user picked."""
     choices = {"draw": t("draw.source_canvas"), "upload": t("draw.source_upload")}
     mode = st.radio(t("draw.source"), list(choices), format_func=choices.get, key="draw_source", horizontal=True)
     if mode == "upload":
-        upload = st.file_uploader(t("draw.upload"), type=["png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff"],
-                                  key="draw_upload")  # fmt: skip
-        if upload is None:
-            return None
-        try:
-            prepared = photo_to_mnist(read_image(upload.getvalue()))  # ink apart from shaded paper, noise
-        except ValueError as error:
-            st.error(t("draw.bad_upload", detail=error))
-            return None
-        for problem in prepared.problems:
-            st.warning(t(f"draw.photo_{problem}"))
-        return prepared.digit
-    if st.session_state.get(PREVIOUS_TAB) != "draw":
-        # The canvas was unmounted while another tab was open: bring the drawing back with it.
-        st.session_state["canvas_initial"] = st.session_state.get("canvas_json")
-    canvas = st_canvas(stroke_width=18, stroke_color="#FFFFFF", background_color="#000000", height=CANVAS_PIXELS,
-                       width=CANVAS_PIXELS, drawing_mode="freedraw", key="canvas", return_image_data=True,
-                       initial_drawing=st.session_state.get("canvas_initial"))  # fmt: skip
-    st.caption(t("draw.canvas_help"))
-    if canvas.image_data is not None:
-        st.session_state[DRAWN] = canvas.image_data
-        st.session_state["canvas_json"] = canvas.json_data
-    return st.session_state.get(DRAWN)
+        source, result = st.columns([1, 2])
+        with source:
+            image = _upload_image()
+        with result:
+            _show(ws, _prepare(image), pictures=True)
+        return
+    instrument.mount(ws, "draw", {"strokes": st.session_state.get(STROKES, [])}, key=PAGE_KEY,
+                     on_change={"on_drawing_change": _drawing_from_page})  # fmt: skip
+    digit = st.session_state.get(PAGE_DIGIT)
+    if digit is not None:
+        _show(ws, digit, pictures=False)  # the page draws the pictures itself
+    else:
+        _show(ws, _prepare(st.session_state.get(DRAWN)), pictures=True)
 
 
-def _show(ws: Workspace, image) -> None:
+def _upload_image():
+    """The uploaded picture with its ink apart from the paper (28 x 28), or None (with a message if it could not be read)."""
+    upload = st.file_uploader(t("draw.upload"), type=UPLOAD_TYPES, key="draw_upload")
+    if upload is None:
+        return None
+    try:
+        prepared = photo_to_mnist(read_image(upload.getvalue()))  # ink apart from shaded paper, noise
+    except ValueError as error:
+        st.error(t("draw.bad_upload", detail=error))
+        return None
+    for problem in prepared.problems:
+        st.warning(t(f"draw.photo_{problem}"))
+    return prepared.digit
+
+
+def _drawing_from_page() -> None:
+    """The page's strokes and prepared digit at the end of a stroke, an undo or a clear."""
+    drawing = (st.session_state.get(PAGE_KEY) or {}).get("drawing") or {}
+    st.session_state[STROKES] = drawing.get("strokes") or []
+    st.session_state.pop(DRAWN, None)
+    digit = drawing.get("digit")
+    values = None if digit is None else np.asarray(digit, dtype=np.float32)
+    if values is None or values.shape != (FIELD * FIELD,) or not np.all((values >= 0) & (values <= 1)):
+        st.session_state[PAGE_DIGIT] = None
+        st.session_state.pop("drawn", None)
+        return
+    st.session_state[PAGE_DIGIT] = values.reshape(FIELD, FIELD)
+
+
+def _prepare(image) -> np.ndarray | None:
+    """``image`` as an MNIST input, or None (with a message) when it is missing, unreadable or blank."""
     if image is None:
         st.info(t("draw.empty"))
-        return
+        return None
     try:
         digit = to_mnist(image)
     except ValueError as error:
         st.error(t("draw.bad_image", detail=error))
-        return
+        return None
     if is_blank(digit):
         st.info(t("draw.empty"))
+        return None
+    return digit
+
+
+def _show(ws: Workspace, digit: np.ndarray | None, pictures: bool) -> None:
+    if digit is None:
         return
     inference = ws.refresh()
     z_mean, z_log_var = (code[0] for code in inference.encode(digit[None]))
-    reconstruction = inference.decode(z_mean[None])[0]
     st.session_state["drawn"] = {"digit": digit, "z_mean": z_mean, "z_log_var": z_log_var}
-    left, right = st.columns(2)
-    left.image(to_display(digit, 6), caption=t("draw.input_caption"), output_format="PNG", width=168)
-    right.image(to_display(reconstruction, 6), caption=t("draw.reconstruction_caption"), output_format="PNG", width=168)
-    z_std = np.exp(0.5 * z_log_var)
-    st.plotly_chart(code_bars(z_mean, z_std, {"mean": t("draw.code_axis")}), key="drawn_code",
-                    config={"displayModeBar": False})  # fmt: skip
+    if pictures:
+        reconstruction = inference.decode(z_mean[None])[0]
+        left, right = st.columns(2)
+        left.image(to_display(digit, 6), caption=t("draw.input_caption"), output_format="PNG", width=168)
+        right.image(to_display(reconstruction, 6), caption=t("draw.reconstruction_caption"), output_format="PNG",
+                    width=168)  # fmt: skip
+        z_std = np.exp(0.5 * z_log_var)
+        st.plotly_chart(code_bars(z_mean, z_std, {"mean": t("draw.code_axis")}), key="drawn_code",
+                        config={"displayModeBar": False})  # fmt: skip
     send, keep_a, keep_b = st.columns(3)
     send.button(t("draw.send"), on_click=send_to_explorer, args=(z_mean,), key="send_code", type="primary")
     keep_a.button(t("draw.keep_a"), on_click=_keep, args=("a", z_mean), key="keep_a")

@@ -1,4 +1,9 @@
-"""Walk the decoder: one slider per latent dimension, a manifold grid, interpolations between codes."""
+"""Walk the decoder: the in-page instrument (sliders, a 2-D pad), a manifold grid, interpolations between codes.
+
+The code lives in the session (``CODE``): the page's instrument sends it when a
+gesture ends, and the server's own sliders (the fallback, in an expander) and
+other tabs ("explore this code", the latent map) set it with ``set_code``.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import streamlit as st
 
 from playground.imaging import tile, to_display
 from playground.latent import grid_codes, interpolate, order_by_kl
+from playground.ui import instrument
 from playground.ui.feedback import guarded
 from playground.ui.i18n import t
 from playground.ui.tabs import open_tab
@@ -14,6 +20,10 @@ from playground.workspace import Workspace
 
 SPAN = 4.0  # sliders reach four standard deviations of the prior
 SLIDER_COLUMNS = 4
+CODE = "latent_code"  # the current code, [L] float32
+CODE_SERIAL = "latent_code_serial"  # counts the server's moves of the code, so the page takes each once
+KEPT = "explore_kept"  # the grid and interpolation settings, kept while another tab is open
+PAGE_KEY = "instrument_explore"
 
 
 def code_key(dim: int) -> str:
@@ -21,13 +31,24 @@ def code_key(dim: int) -> str:
 
 
 def current_code(latent_dim: int) -> np.ndarray:
-    return np.array([st.session_state.get(code_key(i), 0.0) for i in range(latent_dim)], dtype=np.float32)
+    code = st.session_state.get(CODE)
+    if code is None or len(code) != latent_dim:
+        return np.zeros(latent_dim, dtype=np.float32)
+    return np.asarray(code, dtype=np.float32)
+
+
+def _store(code: np.ndarray) -> np.ndarray:
+    code = np.round(np.clip(np.asarray(code, dtype=np.float64), -SPAN, SPAN), 2).astype(np.float32)
+    st.session_state[CODE] = code
+    for dim, value in enumerate(code):
+        st.session_state[code_key(dim)] = float(value)  # the server's sliders follow
+    return code
 
 
 def set_code(code: np.ndarray) -> None:
-    """Move the sliders to ``code`` (a widget callback: runs before the sliders are drawn)."""
-    for dim, value in enumerate(np.clip(np.asarray(code, dtype=float), -SPAN, SPAN)):
-        st.session_state[code_key(dim)] = round(float(value), 2)
+    """Move the code (and every slider, in the page and on the server) to ``code``: a widget callback."""
+    _store(code)
+    st.session_state[CODE_SERIAL] = st.session_state.get(CODE_SERIAL, 0) + 1
 
 
 def send_to_explorer(code: np.ndarray) -> None:
@@ -37,7 +58,10 @@ def send_to_explorer(code: np.ndarray) -> None:
 
 
 def render(ws: Workspace) -> None:
-    st.fragment(_sliders)(ws)
+    st.checkbox(t("explore.order_by_kl"), key="order_by_kl", help=t("help.order_by_kl"))
+    st.fragment(run_every=instrument.poll_seconds(ws))(_instrument)(ws)
+    with st.expander(t("explore.server_title")):
+        st.fragment(_sliders)(ws)
     st.divider()
     grid, strip = st.columns(2)
     with grid:
@@ -46,30 +70,76 @@ def render(ws: Workspace) -> None:
         st.fragment(_interpolation)(ws)
 
 
+def _order(ws: Workspace) -> list[int]:
+    latent_dim = ws.settings.latent_dim
+    if st.session_state.get("order_by_kl"):
+        return [int(d) for d in order_by_kl(ws.trainer.history.kl_per_dim, latent_dim)]
+    return list(range(latent_dim))
+
+
+@guarded  # a fragment reruns on its own: it needs its own guard
+def _instrument(ws: Workspace) -> None:
+    latent_dim = ws.settings.latent_dim
+    meta = {
+        "code": [float(v) for v in current_code(latent_dim)],
+        "code_serial": st.session_state.get(CODE_SERIAL, 0),
+        "order": _order(ws),
+    }
+    instrument.mount(ws, "explore", meta, key=PAGE_KEY,
+                     on_change={"on_code_change": lambda: _code_from_page(latent_dim)})  # fmt: skip
+
+
+def _code_from_page(latent_dim: int) -> None:
+    """The page's code at the end of a gesture (slider released, pad let go, random, zero)."""
+    code = (st.session_state.get(PAGE_KEY) or {}).get("code")
+    if code is None or len(code) != latent_dim:
+        return
+    values = np.asarray(code, dtype=np.float64)
+    if np.all(np.isfinite(values)):
+        _store(values)
+
+
 @guarded  # a fragment reruns on its own: it needs its own guard
 def _sliders(ws: Workspace) -> None:
+    """The server's path: one Streamlit slider per dimension and the image decoded here (AppTest uses it)."""
     latent_dim = ws.settings.latent_dim
+    code = current_code(latent_dim)
     for dim in range(latent_dim):
-        st.session_state.setdefault(code_key(dim), 0.0)
+        st.session_state.setdefault(code_key(dim), float(code[dim]))
     image_column, slider_column = st.columns([1, 2])
     with slider_column:
-        buttons = st.columns(3)
+        buttons = st.columns(2)
         buttons[0].button(t("explore.random"), on_click=_random, args=(latent_dim,), key="random_code")
         buttons[1].button(t("explore.zero"), on_click=set_code, args=(np.zeros(latent_dim),), key="zero_code")
-        buttons[2].checkbox(t("explore.order_by_kl"), key="order_by_kl", help=t("help.order_by_kl"))
-        order = list(range(latent_dim))
-        if st.session_state.get("order_by_kl"):
-            order = order_by_kl(ws.trainer.history.kl_per_dim, latent_dim)
         columns = st.columns(min(SLIDER_COLUMNS, latent_dim))
-        for position, dim in enumerate(order):
-            columns[position % len(columns)].slider(code_key(dim), -SPAN, SPAN, step=0.05, key=code_key(dim))
-    code = current_code(latent_dim)
-    image = ws.refresh().decode(code[None])[0]
+        for position, dim in enumerate(_order(ws)):
+            columns[position % len(columns)].slider(code_key(dim), -SPAN, SPAN, step=0.05, key=code_key(dim),
+                                                    on_change=_slider_moved, args=(latent_dim,))  # fmt: skip
+    image = ws.refresh().decode(current_code(latent_dim)[None])[0]
     image_column.image(to_display(image, 8), caption=t("explore.caption"), output_format="PNG")
+
+
+def _slider_moved(latent_dim: int) -> None:
+    set_code(np.array([st.session_state.get(code_key(d), 0.0) for d in range(latent_dim)]))
 
 
 def _random(latent_dim: int) -> None:
     set_code(np.random.default_rng().standard_normal(latent_dim))
+
+
+def _kept(key: str, default, allowed=None) -> str:
+    """``key`` for a widget whose value outlives the tab: Streamlit forgets a widget that was not drawn."""
+    kept = st.session_state.setdefault(KEPT, {})
+    if key not in st.session_state:
+        value = kept.get(key, default)
+        st.session_state[key] = value if allowed is None or value in allowed else default
+    return key
+
+
+def _remember(*keys: str) -> None:
+    kept = st.session_state.setdefault(KEPT, {})
+    for key in keys:
+        kept[key] = st.session_state[key]
 
 
 @guarded  # a fragment reruns on its own: it needs its own guard
@@ -80,12 +150,15 @@ def _manifold(ws: Workspace) -> None:
         dims = (0, 0)
     else:
         first, second = st.columns(2)
+        options = range(latent_dim)
         dims = (
-            first.selectbox(t("explore.grid_x"), range(latent_dim), format_func=code_key, key="grid_x"),
-            second.selectbox(t("explore.grid_y"), range(latent_dim), index=1, format_func=code_key, key="grid_y"),
+            first.selectbox(t("explore.grid_x"), options, format_func=code_key, key=_kept("grid_x", 0, options)),
+            second.selectbox(t("explore.grid_y"), options, format_func=code_key, key=_kept("grid_y", 1, options)),
         )
-    steps = st.slider(t("explore.grid_size"), 5, 21, 11, step=2, key="grid_steps")
-    span = st.slider(t("explore.grid_span"), 0.5, SPAN, 2.0, step=0.25, key="grid_span")
+        _remember("grid_x", "grid_y")
+    steps = st.slider(t("explore.grid_size"), 5, 21, step=2, key=_kept("grid_steps", 11))
+    span = st.slider(t("explore.grid_span"), 0.5, SPAN, step=0.25, key=_kept("grid_span", 2.0))
+    _remember("grid_steps", "grid_span")
     codes = grid_codes(current_code(latent_dim), dims, steps, span)
     images = ws.refresh().decode(codes)
     st.image(
@@ -101,7 +174,8 @@ def _interpolation(ws: Workspace) -> None:
     st.markdown(f"**{t('explore.strip_title')}**")
     sources = {"test": t("explore.strip_test"), "drawn": t("explore.strip_drawn")}
     source = st.radio(t("explore.strip_source"), list(sources), format_func=sources.get, horizontal=True,
-                      key="strip_source")  # fmt: skip
+                      key=_kept("strip_source", "test", sources))  # fmt: skip
+    _remember("strip_source")
     inference = ws.refresh()
     if source == "drawn":
         start, end = st.session_state.get("code_a"), st.session_state.get("code_b")
@@ -110,10 +184,16 @@ def _interpolation(ws: Workspace) -> None:
             return
     else:
         count = len(ws.dataset.x_test)
+        indices = range(count)
         first, second = st.columns(2)
-        a = first.number_input(t("explore.strip_a"), 0, count - 1, 0, key="strip_a")
-        b = second.number_input(t("explore.strip_b"), 0, count - 1, 1, key="strip_b")
-        start, end = inference.encode(ws.dataset.x_test[[a, b]])[0]
-    steps = st.slider(t("explore.strip_steps"), 3, 15, 9, key="strip_steps")
+        a = first.number_input(t("explore.strip_a"), 0, count - 1, key=_kept("strip_a", 0, indices))
+        b = second.number_input(t("explore.strip_b"), 0, count - 1, key=_kept("strip_b", 1, indices))
+        _remember("strip_a", "strip_b")
+        chosen = ws.dataset.x_test[[a, b]]
+        st.image(to_display(tile(chosen, 2, gap=2), 2), caption=t("explore.strip_preview", a=a, b=b),
+                 output_format="PNG")  # fmt: skip
+        start, end = inference.encode(chosen)[0]
+    steps = st.slider(t("explore.strip_steps"), 3, 15, key=_kept("strip_steps", 9))
+    _remember("strip_steps")
     images = inference.decode(interpolate(start, end, steps))
     st.image(to_display(tile(images, steps, gap=0), 3), caption=t("explore.strip_caption"), output_format="PNG")

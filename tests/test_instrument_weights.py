@@ -1,0 +1,61 @@
+"""The page's weights blob: pack_weights writes, unpack_weights reads back, numpy decodes like Keras."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from playground.config import Settings
+from playground.inference import Inference, pack_weights, unpack_weights
+from playground.models import build_vae
+
+
+@pytest.fixture(scope="module")
+def inference():
+    page = Inference(Settings(latent_dim=3, intermediate_dim=16, seed=4))
+    return page
+
+
+def test_packed_weights_round_trip_to_the_models_own_arrays(inference):
+    data = pack_weights(inference.model, version=7)
+    packed = unpack_weights(data)
+    assert (packed.version, packed.latent_dim, packed.intermediate_dim, packed.original_dim) == (7, 3, 16, 784)
+    model = inference.model
+    expected = [*model.decoder.dense_proj.get_weights(), *model.decoder.dense_output.get_weights()]
+    expected_encoder = [w for layer in (model.encoder.dense_proj, model.encoder.dense_mean, model.encoder.dense_log_var)
+                        for w in layer.get_weights()]  # fmt: skip
+    for got, want in zip(packed.decoder + packed.encoder, expected + expected_encoder, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_the_decoder_only_blob_is_smaller_and_has_no_encoder(inference):
+    full, decoder_only = pack_weights(inference.model, 1), pack_weights(inference.model, 1, encoder=False)
+    assert len(decoder_only) < len(full)
+    assert unpack_weights(decoder_only).encoder == []
+
+
+def test_the_packed_layers_decode_like_keras(inference):
+    """A plain numpy forward pass over the unpacked arrays: what the page's loops do, against Inference.decode."""
+    packed = unpack_weights(pack_weights(inference.model, 1))
+    codes = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
+    k1, b1, k2, b2 = packed.decoder
+    hidden = np.maximum(codes @ k1 + b1, 0)
+    images = 1 / (1 + np.exp(-(hidden @ k2 + b2)))
+    np.testing.assert_allclose(images.reshape(-1, 28, 28), inference.decode(codes), atol=1e-5)
+
+
+def test_damaged_or_foreign_bytes_are_refused(inference):
+    data = bytearray(pack_weights(inference.model, 1))
+    data[-1] ^= 0xFF
+    with pytest.raises(ValueError, match="checksum"):
+        unpack_weights(bytes(data))
+    with pytest.raises(ValueError, match="not packed weights"):
+        unpack_weights(b"PNG!" + bytes(64))
+    with pytest.raises(ValueError, match="no header"):
+        unpack_weights(b"VAEW")
+
+
+def test_the_largest_model_packs_to_about_seven_megabytes():
+    model = build_vae(Settings(latent_dim=64, intermediate_dim=1024))
+    assert 6.5e6 < len(pack_weights(model, 1)) < 7.5e6
+    assert 3e6 < len(pack_weights(model, 1, encoder=False)) < 4e6
