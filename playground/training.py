@@ -450,10 +450,11 @@ class Trainer:
                 if not self._judge_epoch(clock):
                     reason = "diverged"
                     break
+        result = self._result(reason, clock)  # first: it reports the epoch in progress, which a restore drops
         if reason == "diverged":
             self._restore()
         self._publish(force=True)
-        return self._result(reason, clock)
+        return result
 
     def _score_test_split(self, clock: _Clock) -> Score:
         _, reconstruction, kl = clock.time(self._evaluate_function(), self.x_test)

@@ -12,6 +12,7 @@ on is kept in the token's folder, in ``current/``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -74,6 +75,23 @@ class Status:
         return min(1.0, self.step / total) if total else 0.0
 
 
+def _one_at_a_time(method):
+    """Run ``method`` under the workspace's model lock.
+
+    The page can run two script threads for one session at once (Streamlit's fast
+    reruns start the next run before the last one has stopped): a Start clicked while
+    a size change is still building its trainer must wait for it, not start the old
+    model while the new one takes its place.
+    """
+
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with self._model_lock:
+            return method(self, *args, **kwargs)
+
+    return locked
+
+
 class Workspace:
     """A user's model, trainer, training job and saved runs."""
 
@@ -95,11 +113,13 @@ class Workspace:
         self._interrupted = False  # the janitor is closing: a stopped run ends as "interrupted"
         self._lock = threading.Lock()
         self._gone = threading.Event()  # set once ``close`` has finished
+        self._model_lock = threading.RLock()  # model switches, starts and resets, one at a time
         if not self._restore():
             self.switch(settings)
 
     # the model
 
+    @_one_at_a_time
     def switch(
         self,
         settings: Settings,
@@ -115,7 +135,7 @@ class Workspace:
         """
         same_data = self.dataset is not None and settings.dataset == self.dataset.name
         loaded = None if same_data else self.load_data(settings.dataset)
-        self.stop(wait=True)
+        self._end_job()
         if self.trainer is not None:
             self.supervisor.recycle(self.trainer)
         if loaded is not None:
@@ -127,12 +147,14 @@ class Workspace:
         self.inference = Inference(settings)
         self.run_folder = run_folder
 
+    @_one_at_a_time
     def reset(self) -> None:
-        """Same settings, new initial weights, a fresh optimizer, an empty history."""
-        self.stop(wait=True)
+        """Same settings, new initial weights, a fresh optimizer, an empty history (and no last run's ending)."""
+        self._end_job()
         self.trainer.reset()
         self.run_folder = None
 
+    @_one_at_a_time
     def update(self, settings: Settings) -> None:
         """Take new rates, loss, batch size or epochs for the same model (not while training)."""
         if self.training:
@@ -155,6 +177,7 @@ class Workspace:
     def training(self) -> bool:
         return self.job is not None and self.job.active
 
+    @_one_at_a_time
     def start(self) -> None:
         """Start training, or carry on where a stopped run left off."""
         if self.closed or self.training:
@@ -166,18 +189,25 @@ class Workspace:
         if self.job is not None:
             self.job.stop(timeout=30.0 if wait else None)
 
+    def _end_job(self) -> None:
+        """Stop training, wait for it, and forget the job: its ending no longer describes the model."""
+        self.stop(wait=True)
+        if self.job is not None and not self.job.active:
+            self.job = None
+
     def pause(self) -> None:
         if self.training:
-            self.trainer.control.pause()
+            self.job.control.pause()
 
     def resume(self) -> None:
-        self.trainer.control.resume()
+        if self.job is not None:
+            self.job.control.resume()
 
     def status(self) -> Status:
         """A consistent snapshot read without touching the model's variables (safe while training)."""
         job, trainer = self.job, self.trainer
         state = "idle" if job is None else job.state
-        if state == "running" and trainer.control.paused:
+        if state == "running" and job.control.paused:
             state = "paused"
         last = trainer.history.last("train")
         step = last.step if last else 0
@@ -287,6 +317,7 @@ class Workspace:
         prune_runs(self.runs_dir)
         self.save_current()
 
+    @_one_at_a_time
     def close(self) -> None:
         """Stop training (the run is kept as "interrupted"), save the current model, let go of it."""
         if self.closed:
