@@ -43,7 +43,7 @@ UPLOADER = '[data-testid="stFileUploaderDropzone"]'
 _UPLOADER_TEXTS = {
     "upload": f'{UPLOADER} [data-testid="stBaseButton-secondary"] [data-testid="stMarkdownContainer"] p',
     "per_file": f'{UPLOADER} [data-testid="stFileUploaderDropzoneInstructions"] span',
-    "drop": f"{UPLOADER} > div:not([data-testid])",  # shown only while a file is dragged over
+    "drop": f"{UPLOADER} > div:not([data-testid]) > *",  # shown only while a file is dragged over
 }
 
 
