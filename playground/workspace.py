@@ -13,6 +13,7 @@ on is kept in the token's folder, in ``current/``.
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -126,12 +127,14 @@ class Workspace:
             self.trainer.adopt(model.get_weights(), history)
         self.inference = Inference(settings)
         self.run_folder = run_folder
+        self._keep_or_forget_current()
 
     def reset(self) -> None:
         """Same settings, new initial weights, a fresh optimizer, an empty history."""
         self.stop(wait=True)
         self.trainer.reset()
         self.run_folder = None
+        self._keep_or_forget_current()
 
     def update(self, settings: Settings) -> None:
         """Take new rates, loss, batch size or epochs for the same model (not while training)."""
@@ -238,6 +241,17 @@ class Workspace:
             if during is not None and during.state != "running":
                 return
             write_run(self.runs_dir / CURRENT, self.settings, trainer.history, model, summary)
+
+    def _keep_or_forget_current(self) -> None:
+        """After a switch or a reset: a trained model (a reopened run, a loaded file) is the one to come back
+        to; an untrained one is not worth keeping, and the model it replaced must not come back."""
+        if self.runs_dir is None or self.closed:
+            return
+        if self.trained:
+            self.save_current()
+        else:
+            with self._lock:
+                shutil.rmtree(self.runs_dir / CURRENT, ignore_errors=True)
 
     def _start_checkpoints(self, job: TrainingJob) -> None:
         """Save the current model at each epoch's end while ``job`` trains (in a thread of its own)."""
