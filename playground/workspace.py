@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -146,6 +147,7 @@ class Workspace:
             self.trainer.adopt(model.get_weights(), history)
         self.inference = Inference(settings)
         self.run_folder = run_folder
+        self._keep_or_forget_current()
 
     @_one_at_a_time
     def reset(self) -> None:
@@ -153,6 +155,7 @@ class Workspace:
         self._end_job()
         self.trainer.reset()
         self.run_folder = None
+        self._keep_or_forget_current()
 
     @_one_at_a_time
     def update(self, settings: Settings) -> None:
@@ -268,6 +271,17 @@ class Workspace:
             if during is not None and during.state != "running":
                 return
             write_run(self.runs_dir / CURRENT, self.settings, trainer.history, model, summary)
+
+    def _keep_or_forget_current(self) -> None:
+        """After a switch or a reset: a trained model (a reopened run, a loaded file) is the one to come back
+        to; an untrained one is not worth keeping, and the model it replaced must not come back."""
+        if self.runs_dir is None or self.closed:
+            return
+        if self.trained:
+            self.save_current()
+        else:
+            with self._lock:
+                shutil.rmtree(self.runs_dir / CURRENT, ignore_errors=True)
 
     def _start_checkpoints(self, job: TrainingJob) -> None:
         """Save the current model at each epoch's end while ``job`` trains (in a thread of its own)."""

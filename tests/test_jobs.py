@@ -126,9 +126,9 @@ def tiny_data(tiny):
 
 
 def _workspace(tiny, supervisor, data, runs_dir=None, **changes):
-    from playground.workspace import Workspace
+    from playground.workspace import LoadedData, Workspace
 
-    return Workspace(Settings(**changes), tiny, data, supervisor, runs_dir)
+    return Workspace(Settings(**changes), lambda name: LoadedData(tiny, data), supervisor, runs_dir)
 
 
 def test_closing_a_workspace_stops_its_worker_and_recycles_its_trainer(tiny, tiny_data):

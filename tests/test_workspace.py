@@ -156,3 +156,17 @@ def test_a_dataset_that_cannot_be_loaded_leaves_the_workspace_as_it_was(loader, 
     with pytest.raises(ValueError, match="not on this server"):
         workspace.switch(SETTINGS.replace(dataset="fashion_mnist", latent_dim=5))
     assert workspace.trainer is trainer and workspace.settings == settings and workspace.dataset.name == "mnist"
+
+
+def test_a_reset_or_a_new_model_is_what_comes_back_not_the_model_it_replaced(loader, supervisor, tmp_path):
+    workspace = Workspace(SETTINGS.replace(epochs=1), loader, supervisor, tmp_path)
+    workspace.start()
+    wait_for(lambda: not workspace.training, 60, "training did not end")
+    assert (tmp_path / CURRENT).is_dir()
+    workspace.reset()
+    assert not (tmp_path / CURRENT).exists()
+    assert not Workspace(Settings(), loader, supervisor, tmp_path).trained
+    run = list_runs(tmp_path)[0]
+    workspace.switch(run.settings, read_model(run), read_history(run), run.path)  # a reopened run is kept
+    assert summary(tmp_path / CURRENT)["run"] == "run-001"
+    assert Workspace(Settings(), loader, supervisor, tmp_path).trainer.epoch == 1
