@@ -135,3 +135,20 @@ def test_runs_show_their_settings_with_the_differing_ones_and_one_measure_for_al
     app.radio(key="lang").set_value("zh").run()
     assert app.multiselect(key="runs_chosen").options[0] == "run-002 · ELBO · 潜在 3 维 · 中间层 256 · KL 权重 0.1"
     assert "训练" in app.dataframe[0].value.columns
+
+
+def test_two_sessions_of_one_address_share_the_workspace_and_follow_each_others_settings(app):
+    token = app.query_params["ws"]
+    token = token[0] if isinstance(token, list) else token
+    other = AppTest.from_file(APP, default_timeout=120)  # the same address in another browser
+    other.query_params["ws"] = token
+    other.run()
+    workspace = app.session_state["workspace"]
+    assert other.session_state["workspace"] is workspace
+    number(app, "Latent size").set_value(3).run()
+    assert workspace.settings.latent_dim == 3
+    other.run()  # the other page polls or is clicked: it shows the new size instead of undoing it
+    assert number(other, "Latent size").value == 3 and workspace.settings.latent_dim == 3
+    number(other, "KL weight").set_value(0.25).run()
+    app.run()
+    assert number(app, "KL weight").value == 0.25 and workspace.settings.kl_weight == 0.25
