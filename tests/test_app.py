@@ -227,7 +227,9 @@ def _built_keys() -> dict[str, set[str]]:
     import re
 
     from playground.config import LOSSES, PRESETS, fields
+    from playground.imaging import PHOTO_PROBLEMS
     from playground.ui.i18n import _UPLOADER_TEXTS
+    from playground.ui.runs import RUN_ENDINGS, SETTING_NAMES
 
     root = Path(__file__).resolve().parents[1]
     jobs = (root / "playground/jobs.py").read_text() + (root / "playground/training.py").read_text()
@@ -255,6 +257,11 @@ def _built_keys() -> dict[str, set[str]]:
         'f"items.{ws.dataset.name}"': {f"items.{name}" for name in fields()[0].choices},
         'f"model.kl_value_{ws.settings.loss}"': {f"model.kl_value_{loss}" for loss in LOSSES},
         'f"model.objective_{ws.settings.loss}"': {f"model.objective_{loss}" for loss in LOSSES},
+        'f"runs.loss_{s.loss}"': {f"runs.loss_{loss}" for loss in LOSSES},
+        'f"runs.loss_{value}"': {f"runs.loss_{loss}" for loss in LOSSES},
+        'f"settings.{name}"': {f"settings.{name}" for name in SETTING_NAMES},
+        'f"state.{reason}"': {f"state.{reason}" for reason in RUN_ENDINGS},
+        'f"draw.photo_{problem}"': {f"draw.photo_{problem}" for problem in PHOTO_PROBLEMS},
     }
 
 
