@@ -139,13 +139,15 @@ class Workspace:
         self._end_job()
         if self.trainer is not None:
             self.supervisor.recycle(self.trainer)
+        data = self.data if loaded is None else loaded.device
+        trainer = self.supervisor.trainer(settings, data)
+        if model is not None:
+            trainer.adopt(model.get_weights(), history)
+        inference = Inference(settings)
+        # Readers outside the lock (the page's fragments) see the new model whole: trainer, then settings.
         if loaded is not None:
             self.dataset, self.data = loaded.dataset, loaded.device
-        self.settings = settings
-        self.trainer = self.supervisor.trainer(settings, self.data)
-        if model is not None:
-            self.trainer.adopt(model.get_weights(), history)
-        self.inference = Inference(settings)
+        self.trainer, self.inference, self.settings = trainer, inference, settings
         self.run_folder = run_folder
         self._keep_or_forget_current()
 

@@ -221,7 +221,7 @@ def test_start_clicked_while_a_size_change_builds_its_trainer_trains_the_new_mod
     visitor.close()  # recycled when they leave
     workspace = _workspace(tiny, supervisor, tiny_data, epochs=2)
     supervisor.building.clear(), supervisor.proceed.clear()
-    size_change = threading.Thread(target=workspace.rebuild, args=(Settings(latent_dim=5, epochs=2),))
+    size_change = threading.Thread(target=workspace.switch, args=(Settings(latent_dim=5, epochs=2),))
     size_change.start()
     assert supervisor.building.wait(10)
     start_click = threading.Thread(target=workspace.start)
