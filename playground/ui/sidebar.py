@@ -6,6 +6,7 @@ import streamlit as st
 
 from playground.config import DATASETS, LOSSES, PRESETS, Settings, bounds
 from playground.data import DATASETS as DATASET_TITLES
+from playground.ui import link
 from playground.ui.i18n import LANGUAGES, t
 from playground.ui.state import rebuild
 from playground.workspace import Workspace
@@ -38,9 +39,9 @@ def _settings_from_widgets() -> Settings:
 
 def render(ws: Workspace) -> None:
     if WIDGETS["latent_dim"] not in st.session_state:
-        set_widgets(ws.settings)
         if st.query_params.get("lang") in LANGUAGES:  # a shared link can open the page in Chinese: ?lang=zh
             st.session_state["lang"] = st.query_params["lang"]
+        set_widgets(link.from_address(ws.settings))  # a shared link holds the experiment (ui/link.py)
     with st.sidebar:
         st.radio("Language / 语言", list(LANGUAGES), format_func=LANGUAGES.get, key="lang", horizontal=True,
                  on_change=_remember_language)  # fmt: skip
@@ -54,6 +55,7 @@ def render(ws: Workspace) -> None:
             st.error(t("settings.invalid", detail=error))
         else:
             _reconcile(ws, desired)
+            link.write(desired)
         supervisor = ws.supervisor
         st.caption(t("server.load", running=supervisor.running_count, waiting=supervisor.waiting_count,
                      cap=supervisor.max_workers))  # fmt: skip
