@@ -97,3 +97,9 @@ def changed_settings(before: Settings, after: Settings) -> dict[str, tuple]:
         for name in PARAMS
         if getattr(before, name) != getattr(after, name)
     }
+
+
+def differing_settings(runs: list[Settings]) -> dict[str, list]:
+    """Field -> each run's value, for the settings that are not the same in every run."""
+    values = {name: [getattr(run, name) for run in runs] for name in PARAMS}
+    return {name: column for name, column in values.items() if len(set(column)) > 1}

@@ -219,3 +219,44 @@ def test_lessons_speak_chinese(page):
     at.radio(key="lang").set_value("zh").run()
     assert any("指南的设置" in h.value for h in at.subheader)
     assert "按本课设置" in [b.label for b in at.button]
+
+
+# ---- same start, one change (from the Runs tab) ----
+
+
+def test_differing_settings_lists_only_what_changed():
+    from playground.link import differing_settings
+
+    runs = [Settings(), Settings(kl_weight=0.1), Settings(kl_weight=0.1, epochs=5)]
+    assert differing_settings(runs) == {"epochs": [2, 2, 5], "kl_weight": [1.0, 0.1, 0.1]}
+    assert differing_settings(runs[:1]) == {}
+
+
+def test_train_again_from_the_same_start_with_one_change(page):
+    at = page
+    at.number_input(key="set_latent_dim").set_value(4).run()
+    at.number_input(key="set_intermediate_dim").set_value(32).run()
+    at.number_input(key="set_epochs").set_value(1).run()
+    ws = at.session_state["workspace"]
+    initial = [w.copy() for w in ws.trainer.model.get_weights()]
+    button(at, "Start training").click().run()
+    wait_for(lambda: not ws.training, 120, "training did not end")
+    first = ws.trainer.history.records()
+    at.session_state["tab_id"] = "runs"
+    at.run()
+    at.selectbox(key="same_start_name_run-001").set_value("epochs").run()
+    at.number_input(key="same_start_value_run-001_epochs").set_value(2).run()
+    next(b for b in at.button if b.key == "same_start_go_run-001").click().run()
+    assert any("initial weights with one change: Epochs 1 → 2" in s.value for s in at.success)
+    wait_for(lambda: not ws.training, 120, "training did not end")
+    at.run()
+    assert ws.settings == Settings(loss="elbo", latent_dim=4, intermediate_dim=32, epochs=2)
+    again = ws.trainer.history.records()
+
+    def losses(records, epoch):
+        return [(r.split, r.step, r.loss, r.reconstruction_loss, r.kl_loss) for r in records if r.epoch == epoch]
+
+    assert losses(again, 1) == losses(first, 1) and losses(again, 2), "the same start: epoch 1 repeats exactly"
+    assert not all(np.array_equal(a, b) for a, b in zip(initial, ws.trainer.model.get_weights()))
+    table = at.dataframe[0].value
+    assert list(table.iloc[:, 0]) == ["Epochs"] and list(table.columns[1:]) == ["run-002", "run-001"]

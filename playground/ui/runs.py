@@ -10,6 +10,7 @@ from playground.imaging import tile, to_display
 from playground.inference import Inference
 from playground.latent import grid_codes
 from playground.runs import RunInfo, list_runs, read_history, read_model
+from playground.ui import same_start
 from playground.ui.feedback import flash, guarded
 from playground.ui.i18n import t
 from playground.ui.sidebar import set_widgets
@@ -46,6 +47,7 @@ def _panel(ws: Workspace) -> None:
     if curves:
         figure = runs_figure(curves, {"epoch": t("runs.epoch"), "loss": t("runs.loss")})
         st.plotly_chart(figure, key="runs_chart", config={"displayModeBar": False})
+    same_start.differences([by_name[name] for name in chosen])  # issue 13: which settings differ
     _grids(ws, [by_name[name] for name in chosen])
 
 
@@ -79,6 +81,7 @@ def _grids(ws: Workspace, runs: list[RunInfo]) -> None:
                 continue
             st.button(t("runs.reopen"), key=f"reopen_{run.name}", on_click=_reopen, args=(ws, run),
                       disabled=ws.training)  # fmt: skip
+            same_start.render(ws, run)  # issue 13: train again from the same start, one setting changed
 
 
 def _grid_image(run: RunInfo) -> np.ndarray:
