@@ -16,7 +16,7 @@ import numpy as np
 from playground.config import LATENT_2D, Settings
 
 IN_USE_NATS = 0.01  # a latent dimension whose mean KL is below this carries no information
-COLLAPSE_TOLERANCE = 0.05  # every reconstruction within 5% of their mean: the decoder draws one picture (the guide run: 2%)
+COLLAPSE_TOLERANCE = 0.05  # all reconstructions within 5% of their mean: one picture (the guide run: 2%)
 MAP_NEIGHBOURS = 5  # the 2-D map is organised if a digit's 5 nearest codes mostly share its label
 MAP_ORGANISED = 0.5  # ... at least half the time (chance: about 10%)
 UNDERFIT_GAP = 0.05  # the small network's loss at least 5% above the large one's
