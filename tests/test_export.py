@@ -58,3 +58,28 @@ def test_the_exported_script_retrains_to_the_same_first_epoch_outside_the_repo(m
     assert result["epoch_losses"][0] == pytest.approx(first_epoch_loss(trainer.history), rel=0.01)
     val = trainer.history.records("val")[0].loss
     assert result["val_losses"][0] == pytest.approx(val, rel=0.01)
+
+
+def test_the_model_tab_offers_the_experiment_once_trained(monkeypatch, tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.support import wait_for
+    from tests.test_app import APP, button
+
+    monkeypatch.setenv("PLAYGROUND_SOURCE", "bundled")
+    monkeypatch.setenv("PLAYGROUND_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setattr("playground.jobs.ABANDON_SECONDS", 3600.0)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params.update({"latent": "2", "hidden": "16", "epochs": "1"})
+    at.session_state["tab_id"] = "model"
+    at.run()
+
+    def offered():
+        return next(b for b in at.get("download_button") if b.proto.label == "Download the experiment (zip)")
+
+    assert offered().proto.disabled, "nothing to export before a run"
+    button(at, "Start training").click().run()
+    workspace = at.session_state["workspace"]
+    wait_for(lambda: not workspace.training, 120, "training did not end")
+    at.run()
+    assert not offered().proto.disabled and not at.exception
