@@ -20,7 +20,8 @@ COLLAPSE_TOLERANCE = 0.05  # all reconstructions within 5% of their mean: one pi
 MAP_NEIGHBOURS = 5  # the 2-D map is organised if a digit's 5 nearest codes mostly share its label
 MAP_ORGANISED = 0.5  # ... at least half the time (chance: about 10%)
 UNDERFIT_GAP = 0.05  # the small network's loss at least 5% above the large one's
-OVERFIT_RISE = 0.01  # validation loss 1% above its best by the end
+OVERFIT_WINDOW = 3  # epochs the validation loss is averaged over before judging
+OVERFIT_RISE = 0.02  # the smoothed validation loss 2% above its best by the end
 
 
 @dataclass(frozen=True)
@@ -164,14 +165,21 @@ def elbo_vs_guide(guide: tuple[int, float] | None, elbo: tuple[int, float] | Non
 
 
 def overfitting(val_losses: list[float], train_losses: list[float]) -> Verdict:
-    """Validation loss per epoch turning up while training loss keeps falling; the epoch it turned."""
-    if len(val_losses) < 2:
+    """Validation loss per epoch turning up while training loss keeps falling; the epoch it turned.
+
+    The validation loss of a VAE is noisy (each epoch draws new noise), so it is smoothed over
+    ``OVERFIT_WINDOW`` epochs first: one high point is not a trend.
+    """
+    if len(val_losses) < OVERFIT_WINDOW + 1:
         return Verdict("pending", {"epochs": len(val_losses)})
-    best = int(np.argmin(val_losses))
-    rise = val_losses[-1] / val_losses[best] - 1.0
-    values = {"best_epoch": best + 1, "best": f"{val_losses[best]:.2f}", "epochs": len(val_losses),
-              "last": f"{val_losses[-1]:.2f}", "rise": f"{rise:+.1%}",
+    kernel = np.ones(OVERFIT_WINDOW) / OVERFIT_WINDOW
+    smooth = np.convolve(val_losses, kernel, mode="valid")  # smooth[i]: epochs i+1 .. i+WINDOW
+    best = int(np.argmin(smooth))
+    rise = float(smooth[-1] / smooth[best] - 1.0)
+    best_epoch = best + 1 + OVERFIT_WINDOW // 2  # the window's middle epoch
+    values = {"best_epoch": best_epoch, "best": f"{smooth[best]:.2f}", "epochs": len(val_losses),
+              "last": f"{smooth[-1]:.2f}", "rise": f"{rise:+.1%}", "window": OVERFIT_WINDOW,
               "train_first": f"{train_losses[0]:.2f}" if train_losses else "–",
               "train_last": f"{train_losses[-1]:.2f}" if train_losses else "–"}  # fmt: skip
-    turned = best < len(val_losses) - 1 and rise >= OVERFIT_RISE
+    turned = best < len(smooth) - 1 and rise >= OVERFIT_RISE
     return Verdict("shown" if turned else "not_shown", values)
