@@ -91,8 +91,10 @@ def test_the_overfitting_verdict_finds_the_epoch_validation_turned():
     assert shown.values["rise"] == f"{smooth[-1] / smooth.min() - 1:+.1%}"
     falling = lessons.overfitting([160.0, 140.0, 131.0, 129.0, 128.0], [170.0, 140.0, 125.0, 118.0, 112.0])
     assert falling.state == "not_shown" and falling.values["best_epoch"] == 4
-    # A plateau whose single epochs wobble by 1% (measured: KL weight 1, 40 epochs) is noise, not overfitting.
-    plateau = [114.2, 115.5, 114.8, 114.2, 114.1, 113.8, 114.3, 113.5, 114.2, 114.7, 115.1, 113.1, 113.5, 114.1, 114.6]
+    # A plateau whose single epochs wobble by 1% is noise, not overfitting (measured: epochs 26-40 of
+    # 784-1024-32 at KL weight 1, learning rate 0.003, on the bundled sample).
+    plateau = [115.54, 114.81, 114.22, 114.06, 113.81, 114.28, 113.52, 114.24, 114.72, 115.13, 113.13, 113.52, 114.06,
+               114.6, 114.33]  # fmt: skip
     assert plateau[-1] / min(plateau) - 1 > 0.01 and lessons.overfitting(plateau, [1.0]).state == "not_shown"
     assert lessons.overfitting([150.0, 140.0, 139.0], [160.0]).state == "pending"
 
