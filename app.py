@@ -2,7 +2,21 @@
 
 import streamlit as st
 
-from playground.ui import code, draw, explore, feedback, latent_map, model, runs, sidebar, state, tabs, train
+from playground.ui import (
+    code,
+    draw,
+    explore,
+    feedback,
+    latent_map,
+    lessons,
+    link,
+    model,
+    runs,
+    sidebar,
+    state,
+    tabs,
+    train,
+)
 from playground.ui.i18n import t
 
 st.set_page_config(page_title="VAE Playground", page_icon="🎛️", layout="wide")
@@ -22,5 +36,7 @@ panels = [
     ("runs", runs.render),
     ("model", model.render),
     ("code", code.render),
+    ("lessons", lessons.render),
 ]
+panels = link.visible_panels(panels)  # a teacher's link may hide some (hide=...)
 tabs.render([(tab_id, lambda render=render: feedback.guarded(render)(workspace)) for tab_id, render in panels])

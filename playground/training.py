@@ -49,6 +49,19 @@ MIN_CALL_STEPS = 8  # a call slowed by a busy machine must not shrink the next o
 # runs that explode without reaching infinity measured 27 (784-1024-64 ELBO trained two
 # epochs, then a learning rate of 0.1), 4e11 (ELBO at 0.03) and 1e14 (guide at 0.03).
 EXPLODED_RATIO = 5.0
+# A call's length in steps comes from the model's size, never from the clock, so that a run's loss
+# records fall on the same steps every time it is repeated (a shared link reproduces its curves).
+# The rate is what a 2-core CPU sustains on these matmuls (about 75 GFLOP/s measured), a little low.
+ASSUMED_FLOPS_PER_SECOND = 60e9
+ASSUMED_SECONDS_PER_STEP = 2e-4  # the loop's own cost per step, whatever the model's size
+
+
+def call_steps(settings: Settings, seconds: float) -> int:
+    """Steps one compiled call runs to last about ``seconds``, from the model's size alone (deterministic)."""
+    hidden, latent = settings.intermediate_dim, settings.latent_dim
+    multiply_adds = 2 * ORIGINAL_DIM * hidden + 3 * hidden * latent  # encoder + decoder, one row
+    step_seconds = 6 * settings.batch_size * multiply_adds / ASSUMED_FLOPS_PER_SECOND + ASSUMED_SECONDS_PER_STEP
+    return max(1, round(seconds / step_seconds))
 
 
 @dataclass(frozen=True, eq=False)  # compared and hashed by identity: one per loaded dataset
@@ -524,7 +537,9 @@ class Trainer:
         if self._plan is None:
             self._plan = self._new_plan()
         plan = self._plan
-        wanted = max(MIN_CALL_STEPS, round(self.seconds_per_call * clock.speed))
+        wanted = call_steps(self.settings, self.seconds_per_call)
+        if clock.steps == 0:  # the run's first call may compile: keep it short
+            wanted = min(wanted, MIN_CALL_STEPS)
         count = min(wanted, plan.batches - plan.position)
         chunk = clock.time(self._train_call, plan.indices, plan.sizes, tf.constant(plan.position), tf.constant(count))
         steps, diverged = int(chunk.steps), bool(chunk.diverged)

@@ -55,7 +55,7 @@ def _panel(ws: Workspace) -> None:
 
 
 def _upload_image():
-    """The uploaded picture with its ink apart from the paper (28 x 28), or None (with a message if it could not be read)."""
+    """The uploaded picture, its ink apart from the paper, as 28 x 28; None (with a message) if unreadable."""
     upload = st.file_uploader(t("draw.upload"), type=UPLOAD_TYPES, key="draw_upload")
     if upload is None:
         return None

@@ -11,6 +11,7 @@ import streamlit as st
 from playground.architecture import describe
 from playground.losses import kl_per_dimension, loss_terms
 from playground.model_files import MAX_MODEL_BYTES, load_vae, save_vae
+from playground.ui import experiment
 from playground.ui.feedback import flash, guarded
 from playground.ui.i18n import t
 from playground.ui.sidebar import set_widgets
@@ -96,6 +97,7 @@ def _downloads(ws: Workspace) -> None:
                          mime="application/zip", key="download_model")  # fmt: skip
     right.download_button(t("model.download_history"), data=ws.trainer.history.to_csv, file_name="loss-history.csv",
                           mime="text/csv", key="download_history", disabled=not ws.trained)  # fmt: skip
+    experiment.download(ws)  # issue 13: model, settings, history and a retraining script in one zip
 
 
 def _upload(ws: Workspace) -> None:

@@ -16,6 +16,7 @@ from playground.imaging import tile, to_display
 from playground.inference import Inference
 from playground.latent import grid_codes
 from playground.runs import RunInfo, differing_settings, list_runs, read_history, read_model, reconstruction_mse
+from playground.ui import same_start
 from playground.ui.feedback import flash, guarded
 from playground.ui.i18n import t
 from playground.ui.sidebar import set_widgets
@@ -146,6 +147,7 @@ def _grids(ws: Workspace, runs: list[RunInfo]) -> None:
                 continue
             st.button(t("runs.reopen"), key=f"reopen_{run.name}", on_click=_reopen, args=(ws, run),
                       disabled=ws.training)  # fmt: skip
+            same_start.render(ws, run)  # issue 13: train again from the same start, one setting changed
 
 
 def _grid_image(run: RunInfo) -> np.ndarray:

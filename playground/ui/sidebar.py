@@ -12,6 +12,7 @@ import streamlit as st
 
 from playground.config import PRESETS, FieldSpec, Settings, check, epochs_for, fields, preset
 from playground.data import DATASETS as DATASET_TITLES
+from playground.ui import link
 from playground.ui.i18n import LANGUAGES, localize_widgets, t
 from playground.ui.state import load_by_name, settings_changed_elsewhere, settings_seen
 from playground.workspace import Workspace
@@ -40,10 +41,12 @@ def choice_names(name: str) -> dict[str, str]:
 
 
 def render(ws: Workspace) -> None:
-    if WIDGETS["latent_dim"] not in st.session_state or settings_changed_elsewhere(ws):
-        set_widgets(ws.settings)
+    if WIDGETS["latent_dim"] not in st.session_state:
         if st.query_params.get("lang") in LANGUAGES:  # a shared link can open the page in Chinese: ?lang=zh
             st.session_state["lang"] = st.query_params["lang"]
+        set_widgets(link.from_address(ws.settings))  # a shared link holds the experiment (ui/link.py)
+    elif settings_changed_elsewhere(ws):  # another session of this address changed the model
+        set_widgets(ws.settings)
     st.session_state[QUESTION] = None
     localize_widgets()  # the file uploaders' own texts, in Chinese
     with st.sidebar:
@@ -53,7 +56,9 @@ def render(ws: Workspace) -> None:
         _dataset(ws)
         _presets(ws)
         if _inputs():
-            _reconcile(ws, _settings_from_widgets())
+            desired = _settings_from_widgets()
+            _reconcile(ws, desired)
+            link.write(desired)
         else:
             st.session_state[QUESTION] = "invalid"  # Start waits: the sidebar shows a value it would not use
         settings_seen(ws)
