@@ -24,7 +24,8 @@ import numpy as np
 from playground.config import Settings
 from playground.data import Dataset
 from playground.history import History
-from playground.models import VariationalAutoEncoder, save_vae
+from playground.model_files import save_vae
+from playground.models import VariationalAutoEncoder
 
 SCRIPT_TEMPLATE = Path(__file__).with_name("export_script.py.txt")
 MAX_PACKED_IMAGES = 10_000  # larger datasets come from keras.datasets in the script

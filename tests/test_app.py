@@ -228,8 +228,10 @@ def _built_keys() -> dict[str, set[str]]:
 
     from playground.config import LOSSES, PRESETS, fields
     from playground.imaging import PHOTO_PROBLEMS
+    from playground.lessons import LESSONS
     from playground.ui.i18n import _UPLOADER_TEXTS
     from playground.ui.runs import RUN_ENDINGS, SETTING_NAMES
+    from playground.ui.same_start import CHANGEABLE
 
     root = Path(__file__).resolve().parents[1]
     jobs = (root / "playground/jobs.py").read_text() + (root / "playground/training.py").read_text()
@@ -262,6 +264,16 @@ def _built_keys() -> dict[str, set[str]]:
         'f"settings.{name}"': {f"settings.{name}" for name in SETTING_NAMES},
         'f"state.{reason}"': {f"state.{reason}" for reason in RUN_ENDINGS},
         'f"draw.photo_{problem}"': {f"draw.photo_{problem}" for problem in PHOTO_PROBLEMS},
+        'f"settings.{field}"': {f"settings.{name}" for name in SETTING_NAMES},  # link notes
+        'f"settings.{n}"': {f"settings.{name}" for name in CHANGEABLE},  # same start, one change
+        "f'settings.{name}'": {f"settings.{name}" for name in SETTING_NAMES},  # lessons, same start
+        'f"lesson.{i}.title"': {f"lesson.{name}.title" for name in LESSONS},
+        'f"lesson.{lesson.id}.title"': {f"lesson.{name}.title" for name in LESSONS},
+        'f"lesson.{lesson.id}.question"': {f"lesson.{name}.question" for name in LESSONS},
+        "f'lesson.{lesson.id}.watch'": {f"lesson.{name}.watch" for name in LESSONS},
+        'f"lesson.{lesson.id}.{verdict.state}"': {
+            f"lesson.{name}.{state}" for name in LESSONS for state in ("shown", "not_shown")
+        },
     }
 
 

@@ -13,7 +13,7 @@ import pytest
 from playground.config import Settings
 from playground.export import experiment_zip, first_epoch_loss
 from playground.history import History, Record
-from playground.models import load_vae
+from playground.model_files import load_vae
 from playground.training import Trainer
 
 

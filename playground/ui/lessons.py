@@ -17,7 +17,6 @@ from playground.ui.feedback import flash
 from playground.ui.i18n import t
 from playground.ui.link import LESSON_KEY
 from playground.ui.sidebar import set_widgets
-from playground.ui.state import rebuild
 from playground.workspace import Workspace
 
 SAMPLE = 500  # test digits a verdict is computed on
@@ -66,7 +65,7 @@ def _apply(ws: Workspace, target: Settings) -> None:
     """A fresh model with the lesson's settings (a trained one is already kept in Runs)."""
     before = ws.settings
     try:
-        rebuild(ws, target)
+        ws.switch(target)
     except ValueError as error:
         flash("error", t("settings.data_error", detail=error))
         return
