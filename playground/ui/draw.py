@@ -71,7 +71,9 @@ def _upload_image():
 
 def _drawing_from_page() -> None:
     """The page's strokes and prepared digit at the end of a stroke, an undo or a clear."""
-    drawing = (st.session_state.get(PAGE_KEY) or {}).get("drawing") or {}
+    drawing = (st.session_state.get(PAGE_KEY) or {}).get("drawing")
+    if not isinstance(drawing, dict):
+        return  # a remounted component reports its other states without the drawing: nothing was drawn
     st.session_state[STROKES] = drawing.get("strokes") or []
     st.session_state.pop(DRAWN, None)
     digit = drawing.get("digit")
