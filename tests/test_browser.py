@@ -18,7 +18,6 @@ from tests.browser import (
     ARTIFACTS,
     POINTS_JS,
     ROOT,
-    WATCH_IMAGE_JS,
     Server,
     copy_screenshot,
     launch_chromium,
@@ -27,9 +26,9 @@ from tests.browser import (
 from tests.support import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-CODE_JS = """() => Array.from(document.querySelectorAll('[data-testid="stSlider"]'))
-  .filter(el => /^z\\d+$/.test(el.querySelector('[data-testid="stWidgetLabel"]').innerText.trim()))
-  .map(el => parseFloat(el.querySelector('[data-testid="stSliderThumbValue"]').innerText))"""
+EXPLORE = ".vi-root[data-mode=explore]"  # the in-page instrument (playground/ui/instrument.js)
+DRAW = ".vi-root[data-mode=draw]"
+CODE_JS = "(root) => Array.from(root.instrument.code)"
 SCREENSHOT_ENV = "PLAYGROUND_UPDATE_SCREENSHOT"  # set to refresh assets/screenshot.png from this test
 
 
@@ -111,48 +110,49 @@ def test_2_start_training_makes_the_loss_chart_grow(page):
     assert changes / 4.0 >= 2.0, f"the chart grew {changes} times in 4 s"
 
 
-def test_3_a_drawn_stroke_shows_its_reconstruction_within_a_second(page):
+def test_3_a_drawn_stroke_shows_its_reconstruction_while_drawing(page):
     page.get_by_role("tab", name="Draw").click()
-    canvas = page.locator("canvas.upper-canvas").first
+    root = page.locator(DRAW)
+    canvas = root.get_by_role("img", name="Drawing canvas")
     canvas.wait_for(timeout=30_000)
     box = canvas.bounding_box()
+    before = root.evaluate("r => r.instrument.metrics.latency.length")
     page.mouse.move(box["x"] + 150, box["y"] + 45)
     page.mouse.down()
     for step in range(24):
         page.mouse.move(box["x"] + 150 - step * 0.8, box["y"] + 45 + step * 8)
-    started = page.evaluate("() => performance.now()")
-    page.evaluate(WATCH_IMAGE_JS, ["The model's reconstruction"])
+    shown = root.evaluate("r => r.instrument.pixels.some(v => v > 0.05)")
     page.mouse.up()
-    changed = wait_for(lambda: page.evaluate("() => window.__imageChanged"), 10, "no reconstruction appeared")
-    record_latency("stroke_to_reconstruction", [changed - started])
-    assert changed - started < 1000
-    assert page.locator('[data-testid="stImage"]').filter(has_text="Your digit").count() == 1
+    latencies = root.evaluate("r => r.instrument.metrics.latency")[before:]
+    record_latency("stroke_move_to_reconstruction_while_training", latencies)
+    assert shown, "the reconstruction was drawn before the pointer was lifted"
+    assert statistics.median(latencies) < 1000
+    page.get_by_role("button", name="Explore this code").wait_for(timeout=10_000)  # the server has the digit
 
 
 def slider_latencies(page, moves: int = 16) -> list[float]:
-    """Milliseconds from a key press on the z0 slider to the new decoded image shown, per move."""
+    """Milliseconds from a key press on the page's z0 slider to the new decoded image drawn, per move."""
     page.get_by_role("tab", name="Explore").click()
-    thumb = page.get_by_role("slider", name="z0")
+    root = page.locator(EXPLORE)
+    thumb = root.get_by_role("slider", name="z0")
     thumb.wait_for(timeout=30_000)
     thumb.focus()
-    latencies = []
+    before = root.evaluate("r => r.instrument.metrics.latency.length")
     for move in range(moves):
-        page.evaluate(WATCH_IMAGE_JS, ["The decoder's output"])
-        started = page.evaluate("() => performance.now()")
         thumb.press("ArrowRight" if move % 2 == 0 else "ArrowLeft")
-        changed = wait_for(lambda: page.evaluate("() => window.__imageChanged"), 10, "the decoded image did not change")
-        latencies.append(changed - started)
-        time.sleep(0.15)
+        time.sleep(0.05)
+    latencies = root.evaluate("r => r.instrument.metrics.latency")[before:]
+    assert len(latencies) == moves, "every key press redrew the digit"
     return latencies
 
 
 def test_4_moving_z0_changes_the_decoded_image_while_training(page):
-    """The explorer works on the current weights during training. The 250 ms target is for a quiet
-    page (test 6); here training, the polling charts and this browser share two cores, and the
-    median (about 200 ms here) must stay under twice the target."""
+    """The explorer decodes in the page, on the current weights, during training. Here this session's
+    own charts redraw twice a second on two shared cores, and a key press can wait behind them; the
+    server path's old target (250 ms) still holds (tests/test_instrument.py measures the drag)."""
     latencies = slider_latencies(page)
     record_latency("slider_to_image_while_training", latencies)
-    assert statistics.median(latencies) < 500
+    assert statistics.median(latencies) < 250
 
 
 def test_5_stop_training_stops_the_chart(page):
@@ -171,7 +171,7 @@ def test_5_stop_training_stops_the_chart(page):
 def test_6_slider_latency_when_idle(page):
     latencies = slider_latencies(page)
     record_latency("slider_to_image_idle", latencies)
-    assert statistics.median(latencies) < 250
+    assert statistics.median(latencies) < 16
     save_screenshot(page, "explore", height=1500)
 
 
@@ -185,7 +185,7 @@ def test_7_clicking_a_digit_on_the_latent_map_loads_its_code_into_the_explorer(p
     box = points.nth(123).bounding_box()
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.get_by_text("into the explorer").first.wait_for(timeout=10_000)  # the message at the top
-    page.get_by_role("slider", name="z0").wait_for(timeout=10_000)  # the Explore tab opened by itself
-    values = wait_for(lambda: page.evaluate(CODE_JS), 10, "no slider values")
+    page.locator(EXPLORE).get_by_role("slider", name="z0").wait_for(timeout=10_000)  # the Explore tab opened
+    values = wait_for(lambda: page.locator(EXPLORE).evaluate(CODE_JS), 10, "no slider values")
     assert len(values) == 8
     assert max(abs(v) for v in values) > 0.2, f"the sliders did not move to the digit's code: {values}"

@@ -30,7 +30,10 @@ UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff"]
 
 
 def render(ws: Workspace) -> None:
-    st.fragment(run_every=instrument.poll_seconds(ws))(_panel)(ws)
+    # New weights while training matter only to a drawing on the canvas (1.6 MB a version for the
+    # default model); an empty canvas gets the latest ones with the first stroke's pointer-up.
+    drawing = bool(st.session_state.get(STROKES))
+    st.fragment(run_every=instrument.poll_seconds(ws) if drawing else None)(_panel)(ws)
 
 
 @guarded  # a fragment reruns on its own: it needs its own guard
@@ -71,7 +74,9 @@ def _upload_image():
 
 def _drawing_from_page() -> None:
     """The page's strokes and prepared digit at the end of a stroke, an undo or a clear."""
-    drawing = (st.session_state.get(PAGE_KEY) or {}).get("drawing") or {}
+    drawing = (st.session_state.get(PAGE_KEY) or {}).get("drawing")
+    if not isinstance(drawing, dict):
+        return  # a remounted component reports its other states without the drawing: nothing was drawn
     st.session_state[STROKES] = drawing.get("strokes") or []
     st.session_state.pop(DRAWN, None)
     digit = drawing.get("digit")

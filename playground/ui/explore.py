@@ -60,8 +60,11 @@ def send_to_explorer(code: np.ndarray) -> None:
 def render(ws: Workspace) -> None:
     st.checkbox(t("explore.order_by_kl"), key="order_by_kl", help=t("help.order_by_kl"))
     st.fragment(run_every=instrument.poll_seconds(ws))(_instrument)(ws)
-    with st.expander(t("explore.server_title")):
-        st.fragment(_sliders)(ws)
+    if not instrument.page_runs_model():
+        # The server's own sliders, for where the page cannot run the model (AppTest). Next to the
+        # page's they would go stale and, sent back on the next run, move the code back.
+        with st.expander(t("explore.server_title")):
+            st.fragment(_sliders)(ws)
     st.divider()
     grid, strip = st.columns(2)
     with grid:
@@ -81,7 +84,7 @@ def _order(ws: Workspace) -> list[int]:
 def _instrument(ws: Workspace) -> None:
     latent_dim = ws.settings.latent_dim
     meta = {
-        "code": [float(v) for v in current_code(latent_dim)],
+        "code": [round(float(v), 4) for v in current_code(latent_dim)],
         "code_serial": st.session_state.get(CODE_SERIAL, 0),
         "order": _order(ws),
     }

@@ -61,13 +61,14 @@ function readWeights(blob) {
   return model;
 }
 
-function modelFor(blob) {
-  const key = weightsKey(blob);
-  let model = MODELS.get(key);
+function modelFor(blob, key) {
+  // The weights in this blob, or (an empty blob: a rerun that sent only the key) the ones held for key.
+  if (blob.length === 0) return MODELS.get(key) || null;
+  let model = MODELS.get(weightsKey(blob));
   if (!model) {
     model = readWeights(blob);
-    MODELS.set(key, model);
-    while (MODELS.size > 2) MODELS.delete(MODELS.keys().next().value);
+    MODELS.set(weightsKey(blob), model);
+    while (MODELS.size > 3) MODELS.delete(MODELS.keys().next().value);
   }
   return model;
 }
@@ -342,7 +343,7 @@ class Explorer {
     this.serial = meta.code_serial;
     this.model = null;
     this.pixels = new Float32Array(FIELD * FIELD);
-    this.metrics = { latency: [], frameLatency: [], weights: [], draws: 0 };
+    this.metrics = { latency: [], frameLatency: [], weights: [], arrivals: [], draws: 0 };
     this.build(meta);
   }
 
@@ -571,7 +572,7 @@ class Drawer {
     this.digit = new Float32Array(FIELD * FIELD);
     this.pixels = new Float32Array(FIELD * FIELD);
     this.code = null;
-    this.metrics = { latency: [], frameLatency: [], strokeUpdates: [], updates: 0, weights: [] };
+    this.metrics = { latency: [], frameLatency: [], strokeUpdates: [], updates: 0, weights: [], arrivals: [] };
     this.build();
     this.repaintInk();
     this.compute();
@@ -797,9 +798,16 @@ export default function mount(component) {
     state.instrument = meta.mode === "draw" ? new Drawer(root, meta, send) : new Explorer(root, meta, send);
     root.instrument = state.instrument; // for the browser test: metrics and the last results
     STATES.set(parentElement, state);
+    setStateValue("ready", true); // the server can leave out its own sliders: they would only go stale
   }
   state.send = setStateValue; // the latest one: a rerun may hand a new function
-  state.instrument.update(meta, modelFor(weights));
+  record(state.instrument.metrics.arrivals, { lagMs: Date.now() - meta.sent_at, bytes: data.length, at: performance.now() });
+  const model = modelFor(weights, meta.weights_key);
+  if (model) state.instrument.update(meta, model);
+  else if (state.asked !== meta.weights_key) {
+    state.asked = meta.weights_key; // once per key: the server then sends the weights themselves
+    setStateValue("need", meta.weights_key);
+  }
   const mounted = state;
   return () => {
     // Only the latest cleanup runs, and it may run early: remove only what this mount made, once.

@@ -14,6 +14,7 @@ import functools
 import json
 import struct
 import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,7 +28,9 @@ HERE = Path(__file__).parent
 MAGIC = b"VAEI"
 PUSH_SECONDS = 1.0  # while training, a new weights version at most once a second ...
 PUSH_BYTES_PER_SECOND = 2_000_000  # ... and no more than this much a second (784-1024-64: 3.5 MB / 7 MB)
+PUSH_SLACK = 0.2  # a poll that comes a little early still sends: polls and pushes share the same period
 _BLOBS = "instrument_blobs"  # per session and mode: the last packed weights and when they were packed
+_PAGE_RUNS = "instrument_runs_in_page"  # set once the page has said it runs the model (never in AppTest)
 
 
 @functools.cache
@@ -57,28 +60,54 @@ def envelope(meta: dict, weights: bytes) -> bytes:
     return MAGIC + struct.pack("<I", len(block)) + block + b"\0" * (-len(block) % 4) + weights
 
 
-def _weights(ws: Workspace, mode: str, encoder: bool) -> tuple[bytes, float]:
-    """(packed weights, when they were packed in ms since the epoch), re-packed only when there is news."""
+def _weights(ws: Workspace, mode: str, encoder: bool) -> dict:
+    """The packed weights for ``mode`` (key, blob, when packed), re-packed only when there is news."""
     inference = ws.refresh()
     identity = (id(ws.trainer), inference.version, encoder, ws.settings.latent_dim, ws.settings.intermediate_dim)
     blobs = st.session_state.setdefault(_BLOBS, {})
     cached = blobs.get(mode)
     if cached is not None and cached["identity"] == identity:
-        return cached["blob"], cached["sent_at"]
-    if cached is not None and ws.training and time.monotonic() - cached["at"] < push_interval(len(cached["blob"])):
-        return cached["blob"], cached["sent_at"]  # throttled: the next poll sends the newer weights
+        return cached
+    too_soon = cached is not None and time.monotonic() - cached["at"] < push_interval(len(cached["blob"])) - PUSH_SLACK
+    if too_soon and ws.training:
+        return cached  # throttled: a later poll sends the newer weights
     blob = pack_weights(inference.model, inference.version or 0, encoder=encoder)
-    blobs[mode] = {"identity": identity, "blob": blob, "at": time.monotonic(), "sent_at": time.time() * 1000}
-    return blob, blobs[mode]["sent_at"]
+    key = f"{zlib.crc32(blob[36:])}:{(len(blob) - 36) // 4}"  # what the page caches the weights by
+    blobs[mode] = {"identity": identity, "blob": blob, "key": key, "at": time.monotonic(),
+                   "sent_at": time.time() * 1000, "delivered": False}  # fmt: skip
+    return blobs[mode]
 
 
 def mount(ws: Workspace, mode: str, meta: dict, key: str, on_change: dict[str, Callable[[], None]]):
-    """Mount the instrument in ``mode`` ("explore" or "draw") with ``meta`` for its JSON block."""
-    blob, sent_at = _weights(ws, mode, encoder=mode == "draw")
-    labels = _labels()
+    """Mount the instrument in ``mode`` ("explore" or "draw") with ``meta`` for its JSON block.
+
+    The weights travel once per version: later reruns send only their key, and a page that
+    does not hold them (a reload, an evicted cache) asks for them with its "need" state.
+    """
+    weights = _weights(ws, mode, encoder=mode == "draw")
     signature = f"{mode}:{ws.settings.latent_dim}:{language()}:{meta.get('order')}"
-    payload = envelope({**meta, "mode": mode, "labels": labels, "sent_at": sent_at, "signature": signature}, blob)
-    return _component()(key=key, data=payload, **on_change)
+    block = {**meta, "mode": mode, "labels": _labels(), "sent_at": weights["sent_at"], "signature": signature,
+             "weights_key": weights["key"]}  # fmt: skip
+    payload = envelope(block, b"" if weights["delivered"] else weights["blob"])
+    weights["delivered"] = True
+    needed = functools.partial(_needed, key, mode)
+    return _component()(key=key, data=payload, on_need_change=needed, on_ready_change=_ready, **on_change)
+
+
+def page_runs_model() -> bool:
+    """Whether this session's page runs the instrument; until then (and in AppTest) the server path shows."""
+    return bool(st.session_state.get(_PAGE_RUNS))
+
+
+def _ready() -> None:
+    st.session_state[_PAGE_RUNS] = True
+
+
+def _needed(key: str, mode: str) -> None:
+    """The page lacks the weights it was told about: send them with the next run."""
+    cached = st.session_state.get(_BLOBS, {}).get(mode)
+    if cached is not None:
+        cached["delivered"] = False
 
 
 def _labels() -> dict[str, str]:
