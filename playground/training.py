@@ -25,7 +25,7 @@ from playground.config import Settings
 from playground.data import Dataset
 from playground.history import History, Record
 from playground.models import ORIGINAL_DIM, build_vae
-from playground.steps import StepVariables, evaluate, train_chunk
+from playground.steps import StepVariables, evaluate, train_chunk, train_chunk_fast
 
 # Measured on a 2-core CPU (`python -m playground bench` runs both): XLA runs the
 # guide's VAE at about 1,800 steps/s and the app's 784-256-8 ELBO VAE at about 510,
@@ -354,11 +354,25 @@ class Trainer:
         return self._evaluate_calls[loss_kind]
 
     def _train_steps(self, indices, sizes, start, count, loss_kind: str):
-        """Back up the state in-graph, then run one chunk of steps (see ``steps.train_chunk``)."""
+        """Back up the state in-graph, then run one chunk of steps (see ``steps.train_chunk_fast``)."""
         for backup, variable in zip(self._backup, self._state_variables()):
             backup.assign(variable)
+        return train_chunk_fast(self.model, self.optimizer, self._variables, self.x_train, indices, sizes, start,
+                                count, loss_kind=loss_kind, seed=self.settings.seed)  # fmt: skip
+
+    def _replay_steps(self, indices, sizes, start, count, loss_kind: str):
+        """A chunk again, checking each step (``steps.train_chunk``): it stops before the first bad one."""
         return train_chunk(self.model, self.optimizer, self._variables, self.x_train, indices, sizes, start, count,
                            loss_kind=loss_kind, seed=self.settings.seed)  # fmt: skip
+
+    def _replay_function(self):
+        """The checked loop for the current loss, made the first time a chunk diverges: a graph, which
+        traces in a fraction of XLA's compile time, and divergence is rare."""
+        key = ("replay", self.settings.loss)
+        if key not in self._train_calls:
+            replay = functools.partial(self._replay_steps, loss_kind=self.settings.loss)
+            self._train_calls[key] = tf.function(replay, jit_compile=False)
+        return self._train_calls[key]
 
     def _evaluate(self, images, loss_kind: str):
         losses = evaluate(self.model, self._variables, images, loss_kind=loss_kind, seed=self.settings.seed)
@@ -407,7 +421,14 @@ class Trainer:
         plan = self._plan
         wanted = max(MIN_CALL_STEPS, round(self.seconds_per_call * clock.speed))
         count = min(wanted, plan.batches - plan.position)
-        chunk = clock.time(self._train_call, plan.indices, plan.sizes, tf.constant(plan.position), tf.constant(count))
+        arguments = (plan.indices, plan.sizes, tf.constant(plan.position), tf.constant(count))
+        chunk = clock.time(self._train_call, *arguments)
+        if bool(chunk.diverged):  # back to the chunk's start, then again step by step up to the bad step
+            self._restore_backup()
+            chunk = self._replay_function()(*arguments)
+            if not self._weights_finite():  # a bad update behind a finite loss: keep the chunk's start
+                self._restore_backup()
+                chunk = chunk._replace(steps=tf.constant(0), diverged=tf.constant(True))
         steps, diverged = int(chunk.steps), bool(chunk.diverged)
         clock.count(steps)
         self._train_seconds += clock.last_seconds
@@ -417,11 +438,15 @@ class Trainer:
             plan.sums.add(steps, *sums)
             plan.position += steps
             self._emit_train(steps, sums, steps / max(clock.last_seconds, 1e-9), on_update)
-        if diverged and not all(np.isfinite(w).all() for w in self.model.get_weights()):
-            for variable, backup in zip(self._state_variables(), self._backup):
-                variable.assign(backup)
         self._publish(force=bool(diverged))
         return not diverged
+
+    def _weights_finite(self) -> bool:
+        return all(np.isfinite(w).all() for w in self.model.get_weights())
+
+    def _restore_backup(self) -> None:
+        for variable, backup in zip(self._state_variables(), self._backup):
+            variable.assign(backup)
 
     def _emit_train(self, steps: int, sums: tuple, speed: float, on_update) -> None:
         loss, reconstruction, kl, kl_dims = sums
