@@ -231,6 +231,35 @@ class Trainer:
         self._train_calls: dict[tuple[str, str], tf.types.experimental.PolymorphicFunction] = {}
         self._evaluate_calls: dict[str, tf.types.experimental.PolymorphicFunction] = {}
         self._train_call = self._train_function("xla" if self.jit_compile is True else "graph")
+        self._warming: threading.Thread | None = None
+
+    def warm_up(self) -> None:
+        """Compile now what the next Start will call: the training loop of the compiler its run will
+        use (and the scoring). A call of zero steps on batches of the plan's shapes: nothing trains."""
+        indices = tf.zeros([self.steps_per_epoch, self.settings.batch_size], tf.int32)
+        sizes = tf.fill([self.steps_per_epoch], self.settings.batch_size)
+        self._train_function(self._compiler_for(self.settings.epochs))(indices, sizes, tf.constant(0), tf.constant(0))
+        if self.validate:
+            self._evaluate_function()(self.x_test)
+
+    def start_warm_up(self, before: Callable[[], None] | None = None) -> None:
+        """``warm_up`` in a background thread (``before`` runs first in it, e.g. to lower its priority);
+        ``run`` waits for it, so the compiled calls never race."""
+        if self._warming is not None and self._warming.is_alive():
+            return
+
+        def work() -> None:
+            if before is not None:
+                before()
+            self.warm_up()
+
+        self._warming = threading.Thread(target=work, name="playground-warm-up", daemon=True)
+        self._warming.start()
+
+    @property
+    def warm(self) -> bool:
+        """Whether a background warm-up has finished (or none was asked for)."""
+        return self._warming is None or not self._warming.is_alive()
 
     def reset(self) -> None:
         """New initial weights (same seed), a fresh optimizer and an empty history, in place."""
@@ -288,9 +317,13 @@ class Trainer:
 
     def compiler_for_run(self) -> str:
         """ "xla" or "graph" for the run about to start (see JIT_COMPILE)."""
+        return self._compiler_for(max(self._target_epoch - self.epoch, 0))
+
+    def _compiler_for(self, epochs: int) -> str:
+        """The compiler for a run of ``epochs`` more epochs from here (see JIT_COMPILE)."""
         if self.jit_compile != "auto":
             return "xla" if self.jit_compile else "graph"
-        planned = max(self._target_epoch - self.epoch, 0) * self.steps_per_epoch - self.epoch_step
+        planned = epochs * self.steps_per_epoch - self.epoch_step
         return "xla" if planned >= XLA_MIN_STEPS else "graph"
 
     @property
@@ -396,6 +429,8 @@ class Trainer:
         same model and optimizer state.
         """
         self.control.reset()
+        if self._warming is not None:
+            self._warming.join()  # its calls share the variables this run is about to train
         if self.epoch >= self._target_epoch:
             self._target_epoch = self.epoch + self.settings.epochs
         self._train_call = self._train_function(self.compiler_for_run())

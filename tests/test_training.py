@@ -170,6 +170,23 @@ def test_partial_batches_every_epoch_without_retracing(tiny):
     assert steps == [11, 22, 33, 44]
 
 
+def test_a_warm_up_compiles_what_the_next_run_calls_and_trains_nothing(tiny):
+    trainer = Trainer(Settings(epochs=2), tiny)
+    initial = trainer.model.get_weights()
+    trainer.start_warm_up()
+    thread = trainer._warming
+    thread.join(120)
+    assert trainer.warm and trainer.step == 0
+    for before, after in zip(initial, trainer.model.get_weights()):
+        np.testing.assert_array_equal(before, after)
+    compiled = {key: f.experimental_get_tracing_count() for key, f in trainer._train_calls.items()}
+    assert compiled == {("graph", "guide"): 1}  # 22 steps: the graph, as the run will use
+    assert trainer._evaluate_calls["guide"].experimental_get_tracing_count() == 1
+    result = trainer.run()
+    assert result.compiler == "graph" and trainer.step == 22
+    assert trainer._train_calls[("graph", "guide")].experimental_get_tracing_count() == 1  # no new trace
+
+
 def test_a_dataset_smaller_than_one_batch_trains(tiny):
     settings = Settings(batch_size=512, epochs=2)
     small = type(tiny)("mnist", tiny.x_train[:100], tiny.y_train[:100], tiny.x_test[:20], tiny.y_test[:20], "s", "x")
