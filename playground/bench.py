@@ -149,7 +149,7 @@ def run_benchmark(
     trainer = speed["trainer, default (auto compiler)"]
     streaming = speed[f"trainer, XLA, {STREAMING_TILES}x data, streaming"]
     return {
-        "machine": _machine(),
+        "machine": machine_info(),
         "data": data.source,
         "model": f"VAE 784-{settings.intermediate_dim}-{settings.latent_dim}, batch {settings.batch_size}",
         "repeats": repeats,
@@ -249,7 +249,7 @@ def _trainer(
     return timed
 
 
-def _machine() -> dict:
+def machine_info() -> dict:
     cpu = platform.processor() or platform.machine()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():

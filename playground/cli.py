@@ -11,6 +11,10 @@ from pathlib import Path
 
 from playground.config import DATASETS, LOSSES, Settings
 
+# How ``train`` ends: 1 when the run diverged (the model saved is the state it restored), 130 when
+# Ctrl-C stopped it (the shell's code for an interrupt; the model so far is still saved).
+EXIT_CODES = {"finished": 0, "diverged": 1, "stopped": 130}
+
 
 def _settings_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = Settings()
@@ -98,7 +102,7 @@ def _train(args: argparse.Namespace) -> int:
         print(f"Saved the model, its settings and its history in {args.out}", file=sys.stderr)
     if args.json:
         print(json.dumps(summary))
-    return 0 if result.reason != "diverged" else 1
+    return EXIT_CODES[result.reason]
 
 
 def _run_interruptible(trainer, on_update):

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 
 from playground.config import Settings
-from playground.training import RunResult, Trainer, TrainingData
+from playground.training import Control, RunResult, Trainer, TrainingData
 
 MAX_WORKERS_ENV = "PLAYGROUND_MAX_WORKERS"
 # A training saturates about one core, and the web server needs some CPU too.
@@ -86,9 +86,10 @@ class Supervisor:
         return match
 
     def recycle(self, trainer: Trainer) -> None:
-        """Keep a trainer that is no longer used (and not training) for a later ``trainer`` call."""
+        """Keep a trainer that is no longer used for a later ``trainer`` call (one still training is let go)."""
         with self._condition:
-            if trainer not in self._idle and len(self._idle) < MAX_IDLE_TRAINERS:
+            busy = any(job.trainer is trainer for job in (*self._running, *self._queue))
+            if not busy and trainer not in self._idle and len(self._idle) < MAX_IDLE_TRAINERS:
                 self._idle.append(trainer)
 
     # slots
@@ -181,8 +182,7 @@ class TrainingJob:
         self.trainer = trainer
         self.supervisor = supervisor
         self.on_done = on_done  # runs in the job's thread after training, outside the slot
-        self.control = trainer.control
-        self.control.reset()
+        self.control = Control()  # this job's own: a stop sent before its run begins is kept
         self.state = "queued"  # queued, running, finished, stopped, diverged, failed
         self.result: RunResult | None = None
         self.error: str | None = None
@@ -200,7 +200,7 @@ class TrainingJob:
             return
         try:
             self.state = "running"
-            self.result = self.trainer.run()
+            self.result = self.trainer.run(control=self.control)
             self.state = self.result.reason
         except Exception as error:  # reported on the page; the server must live on
             self.error = f"{type(error).__name__}: {error}"

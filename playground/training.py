@@ -3,9 +3,10 @@ stopping and pausing it, and publishing its weights. The math of a step lives in
 
 Each compiled call runs many optimizer steps in a while loop over batches gathered
 from data that already sits in device memory, so there is no Python work per step.
-Between calls the trainer streams an update and checks for stop and pause requests;
-each call first backs up the weights, restored if the loss diverges. One call lasts
-about ``SECONDS_PER_CALL``, which bounds both the update rate and the stop latency.
+Between calls the trainer streams an update and checks for stop and pause requests.
+One call lasts about ``SECONDS_PER_CALL``, which bounds both the update rate and
+the stop latency. The best state so far (the starting weights, then each better
+epoch) is kept aside and restored if the run diverges.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import keras
 import numpy as np
@@ -38,6 +40,15 @@ SECONDS_PER_CALL = 0.1  # update rate >= 4/s and stop latency well under 0.5 s
 PUBLISH_SECONDS = 0.2  # readers poll the weights at most a few times a second
 FIRST_CALL_SPEED = 80.0  # steps/s assumed until measured: the first call compiles, keep it short
 MIN_CALL_STEPS = 8  # a call slowed by a busy machine must not shrink the next ones to a step each
+# A run has exploded when an epoch's mean training loss exceeds EXPLODED_RATIO times the
+# loss of the weights the model started from or of the state before that epoch, both
+# scored at the current KL weight (so a KL warm-up or a raised KL weight is no explosion).
+# Measured on the bundled sample, 6 epochs: 38 healthy runs (both losses; KL weights 0,
+# 0.01, 1, 10, 100, with and without a warm-up; 784-256-8 and 784-1024-64; learning rates
+# up to 0.01) peaked at 0.93 (784-1024-64 guide at 0.01; all others at most 0.64), while
+# runs that explode without reaching infinity measured 27 (784-1024-64 ELBO trained two
+# epochs, then a learning rate of 0.1), 4e11 (ELBO at 0.03) and 1e14 (guide at 0.03).
+EXPLODED_RATIO = 5.0
 
 
 @dataclass(frozen=True, eq=False)  # compared and hashed by identity: one per loaded dataset
@@ -54,6 +65,26 @@ class TrainingData:
             for x in (dataset.x_train, dataset.x_test)
         )
         return cls(*(tf.constant(x) for x in flat))
+
+
+class Score(NamedTuple):
+    """Mean loss terms of some weights, to compare them at any KL weight."""
+
+    reconstruction: float
+    kl: float
+
+    def at(self, kl_weight: float) -> float:
+        return self.reconstruction + kl_weight * self.kl
+
+
+@dataclass(frozen=True)
+class Kept:
+    """Where the state kept aside comes from: restored if a run diverges."""
+
+    epoch: int | None  # the end of this epoch (0: the initial weights); None: a run began mid-epoch
+    step: int
+    score: Score
+    loss_kind: str
 
 
 @dataclass(frozen=True)
@@ -73,10 +104,16 @@ class RunResult:
     val_loss: float | None
     val_reconstruction_loss: float | None
     val_kl_loss: float | None
+    # A diverged run: the step where it diverged, how much the loss had grown (None: it
+    # stopped being a finite number), and the state that was restored.
+    diverged_step: int | None = None
+    loss_ratio: float | None = None
+    restored_epoch: int | None = None  # 0: the initial weights
+    restored_step: int | None = None
 
 
 class Control:
-    """Stop, pause and resume a trainer from any thread."""
+    """Stop, pause and resume one run from any thread. Nothing clears a stop: a new run takes a new Control."""
 
     def __init__(self):
         self._stop = threading.Event()
@@ -100,10 +137,6 @@ class Control:
     @property
     def stop_requested(self) -> bool:
         return self._stop.is_set()
-
-    def reset(self) -> None:
-        self._stop.clear()
-        self._running.set()
 
     def wait_while_paused(self) -> float:
         """Block while paused; return the seconds spent waiting."""
@@ -226,8 +259,17 @@ class Trainer:
         self.optimizer = keras.optimizers.Adam(learning_rate=self.settings.learning_rate)
         self.optimizer.build(self.model.trainable_variables)
         self._variables = StepVariables.zeros()  # the step counters, KL weight and warm-up (see steps.py)
-        # The state before the current call, copied in-graph: restored if the loss diverges.
-        self._backup = [tf.Variable(v, trainable=False) for v in self._state_variables()]
+        # The best state so far (weights and the optimizer's moments), restored if a run diverges.
+        self._kept_variables = [tf.Variable(v, trainable=False) for v in self._restorable_variables()]
+        pairs = list(zip(self._kept_variables, self._restorable_variables()))
+
+        def keep() -> None:
+            for kept, variable in pairs:
+                kept.assign(variable)
+
+        self._keep_call = tf.function(keep, jit_compile=False)
+        # The state before the current chunk, copied in-graph: a diverged chunk is replayed from it.
+        self._chunk_start = [tf.Variable(v, trainable=False) for v in self._chunk_variables()]
         self._train_calls: dict[tuple[str, str], tf.types.experimental.PolymorphicFunction] = {}
         self._evaluate_calls: dict[str, tf.types.experimental.PolymorphicFunction] = {}
         self._train_call = self._train_function("xla" if self.jit_compile is True else "graph")
@@ -235,12 +277,12 @@ class Trainer:
 
     def warm_up(self) -> None:
         """Compile now what the next Start will call: the training loop of the compiler its run will
-        use (and the scoring). A call of zero steps on batches of the plan's shapes: nothing trains."""
+        use, the scoring and the keeping. The loop runs zero steps on batches of the plan's shapes."""
         indices = tf.zeros([self.steps_per_epoch, self.settings.batch_size], tf.int32)
         sizes = tf.fill([self.steps_per_epoch], self.settings.batch_size)
         self._train_function(self._compiler_for(self.settings.epochs))(indices, sizes, tf.constant(0), tf.constant(0))
-        if self.validate:
-            self._evaluate_function()(self.x_test)
+        self._evaluate_function()(self.x_test)  # every run scores its starting weights
+        self._keep_call()  # keeps the state a run starts from (each run keeps its own again)
 
     def start_warm_up(self, before: Callable[[], None] | None = None) -> None:
         """``warm_up`` in a background thread (``before`` runs first in it, e.g. to lower its priority);
@@ -275,6 +317,10 @@ class Trainer:
         self._last_epoch: tuple[float, float, float] | None = None
         self._last_val: Record | None = None
         self._train_seconds = 0.0
+        self._kept: Kept | None = None  # what the state kept aside is
+        self._first: Kept | None = None  # the weights the model started from (epoch 0 after a reset)
+        self._last_score: Score | None = None  # the state before the epoch in progress
+        self._divergence: tuple[int, float | None] | None = None  # (step, loss ratio or None: not finite)
         self.history.clear()
         self._publish(force=True)
 
@@ -289,7 +335,6 @@ class Trainer:
         if settings.model_key() != self.settings.model_key():
             raise ValueError("A trainer can be renewed only for the same sizes and seed.")
         self.settings = settings
-        self.control.reset()
         self.reset()
 
     def adopt(self, weights: list[np.ndarray], history: History | None = None) -> None:
@@ -366,8 +411,14 @@ class Trainer:
             self._weights_version += 1
         self._published_at = now
 
-    def _state_variables(self) -> list:
+    def _chunk_variables(self) -> list:
+        """Everything a chunk changes: weights, the optimizer's state, the step counter."""
         return [*self.model.variables, *self.optimizer.variables, self._variables.steps_taken]
+
+    def _restorable_variables(self) -> list:
+        """The model's variables and the optimizer's moments (not its step count or learning rate)."""
+        counters = {id(self.optimizer.iterations), id(self.optimizer.learning_rate)}
+        return [*self.model.variables, *(v for v in self.optimizer.variables if id(v) not in counters)]
 
     def _train_function(self, compiler: str):
         """The compiled training loop for ``compiler`` and the current loss, made on first use."""
@@ -388,7 +439,7 @@ class Trainer:
 
     def _train_steps(self, indices, sizes, start, count, loss_kind: str):
         """Back up the state in-graph, then run one chunk of steps (see ``steps.train_chunk_fast``)."""
-        for backup, variable in zip(self._backup, self._state_variables()):
+        for backup, variable in zip(self._chunk_start, self._chunk_variables()):
             backup.assign(variable)
         return train_chunk_fast(self.model, self.optimizer, self._variables, self.x_train, indices, sizes, start,
                                 count, loss_kind=loss_kind, seed=self.settings.seed)  # fmt: skip
@@ -422,23 +473,30 @@ class Trainer:
         sums = _Sums(self.settings.latent_dim)
         return _EpochPlan(tf.constant(order.reshape(batches, size)), tf.constant(sizes), sums)
 
-    def run(self, on_update: Callable[[Record], None] | None = None) -> RunResult:
+    def run(self, on_update: Callable[[Record], None] | None = None, control: Control | None = None) -> RunResult:
         """Train until ``settings.epochs`` more epochs are done, or a stop, or divergence.
 
-        After a stop, ``run`` carries on where the stopped run left off, with the
-        same model and optimizer state.
+        ``control`` stops and pauses this run (default: ``self.control``). Whoever
+        starts a run owns its control: the trainer never clears it, so a stop sent
+        before the run begins is obeyed. After a stop, ``run`` carries on where the
+        stopped run left off, with the same model and optimizer state. After a
+        divergence, the best state so far is restored (see ``RunResult``).
         """
-        self.control.reset()
+        control = self.control if control is None else control
         if self._warming is not None:
             self._warming.join()  # its calls share the variables this run is about to train
         if self.epoch >= self._target_epoch:
             self._target_epoch = self.epoch + self.settings.epochs
+        target = self._target_epoch  # read once: this run's end is fixed when it begins
         self._train_call = self._train_function(self.compiler_for_run())
         clock = _Clock()
+        self._divergence = None
         reason = "finished"
-        while self.epoch < self._target_epoch:
-            clock.paused += self.control.wait_while_paused()
-            if self.control.stop_requested:
+        if self.epoch < target:
+            self._keep_start(clock)
+        while self.epoch < target:
+            clock.paused += control.wait_while_paused()
+            if control.stop_requested:
                 reason = "stopped"
                 break
             if not self._train_once(clock, on_update):
@@ -446,11 +504,65 @@ class Trainer:
                 break
             if self._plan.position >= self._plan.batches:
                 self._finish_epoch(clock, on_update)
+                if not self._judge_epoch(clock):
+                    reason = "diverged"
+                    break
+        result = self._result(reason, clock)  # first: it reports the epoch in progress, which a restore drops
+        if reason == "diverged":
+            self._restore()
         self._publish(force=True)
-        return self._result(reason, clock)
+        return result
+
+    def _score_test_split(self, clock: _Clock) -> Score:
+        _, reconstruction, kl = clock.time(self._evaluate_function(), self.x_test)
+        return Score(float(reconstruction), float(kl))
+
+    def _keep_start(self, clock: _Clock) -> None:
+        """Score the weights this run starts from and keep them aside: the state to fall back on."""
+        start = Kept(
+            epoch=self.epoch if self.epoch_step == 0 else None,
+            step=self.step,
+            score=self._score_test_split(clock),
+            loss_kind=self.settings.loss,
+        )
+        if self._first is None or self._first.loss_kind != start.loss_kind:
+            self._first = start
+        self._last_score = start.score
+        self._keep(start, clock)
+
+    def _keep(self, kept: Kept, clock: _Clock) -> None:
+        clock.time(self._keep_call)  # timed: its first call traces, which the steady speed leaves out
+        self._kept = kept
+
+    def _judge_epoch(self, clock: _Clock) -> bool:
+        """False if the epoch just ended exploded; else keep its state aside if it is the best so far.
+
+        Scores are compared at the current KL weight, so that a KL warm-up or a new KL
+        weight does not count as an explosion.
+        """
+        kl_weight = float(self._variables.kl_weight_now())
+        train = Score(self._last_epoch[1], self._last_epoch[2])
+        reference = max(self._first.score.at(kl_weight), self._last_score.at(kl_weight), 1e-12)
+        ratio = train.at(kl_weight) / reference
+        if not ratio <= EXPLODED_RATIO:
+            self._divergence = (self.step, ratio)
+            return False
+        val = self._last_val
+        score = Score(val.reconstruction_loss, val.kl_loss) if val is not None and val.epoch == self.epoch else train
+        self._last_score = score
+        if score.at(kl_weight) < self._kept.score.at(kl_weight):
+            self._keep(Kept(self.epoch, self.step, score, self.settings.loss), clock)
+        return True
+
+    def _restore(self) -> None:
+        """Put back the state kept aside (weights and optimizer moments); the step count goes on."""
+        for variable, kept in zip(self._restorable_variables(), self._kept_variables):
+            variable.assign(kept)
+        self._plan = None  # the next run starts a fresh epoch
+        self._last_score = self._kept.score
 
     def _train_once(self, clock: _Clock, on_update) -> bool:
-        """One compiled call of up to ``seconds_per_call``; False if the loss diverged."""
+        """One compiled call of up to ``seconds_per_call``; False if the loss stopped being finite."""
         if self._plan is None:
             self._plan = self._new_plan()
         plan = self._plan
@@ -473,14 +585,18 @@ class Trainer:
             plan.sums.add(steps, *sums)
             plan.position += steps
             self._emit_train(steps, sums, steps / max(clock.last_seconds, 1e-9), on_update)
-        self._publish(force=bool(diverged))
+        if diverged:
+            self._divergence = (self.step + 1, None)  # the step whose loss was not finite
+        else:
+            self._publish()
         return not diverged
 
     def _weights_finite(self) -> bool:
         return all(np.isfinite(w).all() for w in self.model.get_weights())
 
     def _restore_backup(self) -> None:
-        for variable, backup in zip(self._state_variables(), self._backup):
+        """Back to the state before the last chunk (the fast loop's replay starts there)."""
+        for variable, backup in zip(self._chunk_variables(), self._chunk_start):
             variable.assign(backup)
 
     def _emit_train(self, steps: int, sums: tuple, speed: float, on_update) -> None:
@@ -531,9 +647,13 @@ class Trainer:
         messages = {
             "finished": f"Trained to epoch {self.epoch}.",
             "stopped": f"Stopped at step {self.step:,}, in epoch {self.epoch + 1}.",
-            "diverged": f"The loss stopped being a finite number at step {self.step + 1:,}; the last good "
-            "weights were kept. Lower the learning rate and train again.",
         }
+        diverged = {}
+        if reason == "diverged":
+            step, ratio = self._divergence
+            kept = self._kept
+            diverged = dict(diverged_step=step, loss_ratio=ratio, restored_epoch=kept.epoch, restored_step=kept.step)
+            messages["diverged"] = divergence_message(**diverged)
         val = self._last_val
         return RunResult(
             reason=reason,
@@ -549,4 +669,22 @@ class Trainer:
             val_loss=None if val is None else val.loss,
             val_reconstruction_loss=None if val is None else val.reconstruction_loss,
             val_kl_loss=None if val is None else val.kl_loss,
+            **diverged,
         )
+
+
+def divergence_message(diverged_step: int, loss_ratio: float | None, restored_epoch: int | None,
+                       restored_step: int) -> str:  # fmt: skip
+    """What a diverged run did, in words (the page words the same facts through its strings)."""
+    if loss_ratio is None:
+        what = f"The loss stopped being a finite number at step {diverged_step:,}"
+    else:
+        times = f"{loss_ratio:,.0f}" if loss_ratio < 1e6 else f"{loss_ratio:.1e}"
+        what = f"The loss exploded: by step {diverged_step:,} it had grown {times} times over"
+    if restored_step == 0:
+        kept = "the initial weights were kept"
+    elif restored_epoch is not None:
+        kept = f"the weights from the end of epoch {restored_epoch} were restored"
+    else:
+        kept = f"the weights from step {restored_step:,}, where this run started, were restored"
+    return f"{what}; {kept}. Lower the learning rate and train again."

@@ -8,6 +8,7 @@ model's memory go.
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,23 @@ class Status:
         return min(1.0, self.step / total) if total else 0.0
 
 
+def _one_at_a_time(method):
+    """Run ``method`` under the workspace's model lock.
+
+    The page can run two script threads for one session at once (Streamlit's fast
+    reruns start the next run before the last one has stopped): a Start clicked while
+    a size change is still building its trainer must wait for it, not start the old
+    model while the new one takes its place.
+    """
+
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with self._model_lock:
+            return method(self, *args, **kwargs)
+
+    return locked
+
+
 class Workspace:
     """A user's model, trainer, training job and saved runs."""
 
@@ -67,13 +85,15 @@ class Workspace:
         self.job: TrainingJob | None = None
         self.closed = False
         self._lock = threading.Lock()
+        self._model_lock = threading.RLock()  # model switches, starts and resets, one at a time
         self.rebuild(settings, dataset, data)
 
     # the model
 
+    @_one_at_a_time
     def rebuild(self, settings: Settings, dataset: Dataset | None = None, data: TrainingData | None = None) -> None:
         """A fresh model for new sizes or data (any training stops first)."""
-        self.stop(wait=True)
+        self._end_job()
         if getattr(self, "trainer", None) is not None:
             self.supervisor.recycle(self.trainer)
         if dataset is not None:
@@ -83,12 +103,14 @@ class Workspace:
         self.inference = Inference(settings)
         self.run_folder = None
 
+    @_one_at_a_time
     def reset(self) -> None:
-        """Same settings, new initial weights, a fresh optimizer, an empty history."""
-        self.stop(wait=True)
+        """Same settings, new initial weights, a fresh optimizer, an empty history (and no last run's ending)."""
+        self._end_job()
         self.trainer.reset()
         self.run_folder = None
 
+    @_one_at_a_time
     def adopt(self, model: VariationalAutoEncoder, settings: Settings, history: History | None = None,
               run_folder: Path | None = None) -> None:  # fmt: skip
         """Make a loaded model the current one, to explore and to train further."""
@@ -96,6 +118,7 @@ class Workspace:
         self.trainer.adopt(model.get_weights(), history)
         self.run_folder = run_folder
 
+    @_one_at_a_time
     def update(self, settings: Settings) -> None:
         """Take new rates, loss, batch size or epochs for the same model (not while training)."""
         if self.training:
@@ -118,6 +141,7 @@ class Workspace:
     def training(self) -> bool:
         return self.job is not None and self.job.active
 
+    @_one_at_a_time
     def start(self) -> None:
         """Start training, or carry on where a stopped run left off."""
         if self.closed or self.training:
@@ -128,18 +152,25 @@ class Workspace:
         if self.job is not None:
             self.job.stop(timeout=30.0 if wait else None)
 
+    def _end_job(self) -> None:
+        """Stop training, wait for it, and forget the job: its ending no longer describes the model."""
+        self.stop(wait=True)
+        if self.job is not None and not self.job.active:
+            self.job = None
+
     def pause(self) -> None:
         if self.training:
-            self.trainer.control.pause()
+            self.job.control.pause()
 
     def resume(self) -> None:
-        self.trainer.control.resume()
+        if self.job is not None:
+            self.job.control.resume()
 
     def status(self) -> Status:
         """A consistent snapshot read without touching the model's variables (safe while training)."""
         job, trainer = self.job, self.trainer
         state = "idle" if job is None else job.state
-        if state == "running" and trainer.control.paused:
+        if state == "running" and job.control.paused:
             state = "paused"
         last = trainer.history.last("train")
         step = last.step if last else 0
@@ -178,6 +209,7 @@ class Workspace:
             write_run(self.run_folder, self.settings, self.trainer.history, self.trainer.model, summary)
             prune_runs(self.runs_dir)
 
+    @_one_at_a_time
     def close(self) -> None:
         """Stop training and let go of the model (the session is gone)."""
         self.closed = True

@@ -9,10 +9,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from playground.config import Settings
+from playground.data import load_dataset
 from playground.history import History
-from playground.models import load_vae
+from playground.models import build_vae, load_vae
+from playground.training import Trainer
+from tests.reference import vae_forward
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -64,3 +69,35 @@ def test_bad_values_end_with_a_clear_error(flags, message):
     assert done.returncode == 2
     assert message in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def reconstruction_error(model, images: np.ndarray) -> float:
+    """Mean squared error of the reconstructions decoded from the codes' means, in numpy."""
+    images = images.reshape(-1, 784)
+    _, _, reconstruction = vae_forward(model, images, np.zeros((len(images), model.latent_dim), np.float32))
+    return float(np.mean((images - reconstruction) ** 2))
+
+
+@pytest.mark.parametrize("learning_rate", ["0.03", "10"])
+def test_a_run_that_diverges_says_so_exits_non_zero_and_saves_a_model_no_worse_than_untrained(tmp_path, learning_rate):
+    out = tmp_path / "run"
+    sizes = ["--latent-dim", "64", "--intermediate-dim", "1024", "--loss", "elbo"]
+    done = run_cli("train", "--source", "bundled", *sizes, "--learning-rate", learning_rate, "--epochs", "3",
+                   "--out", str(out), "--json")  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["reason"] == "diverged" and summary["diverged_step"] >= 1
+    assert ("exploded" if summary["loss_ratio"] else "stopped being a finite number") in done.stderr
+    settings = Settings(loss="elbo", latent_dim=64, intermediate_dim=1024, epochs=summary["restored_epoch"] or 1)
+    x_test = load_dataset("mnist", "bundled").x_test
+    saved = reconstruction_error(load_vae(out / "model.keras"), x_test)
+    untrained = reconstruction_error(build_vae(settings), x_test)
+    if summary["restored_epoch"] == 0:
+        assert "the initial weights were kept" in done.stderr
+        restored = untrained
+    else:  # the epoch it names, trained again from the same seed
+        assert f"end of epoch {summary['restored_epoch']} were restored" in done.stderr
+        twin = Trainer(settings, load_dataset("mnist", "bundled"), jit_compile=False)
+        twin.run()
+        restored = reconstruction_error(twin.model, x_test)
+    assert saved <= untrained * (1 + 1e-6) and saved <= restored * (1 + 1e-4)

@@ -44,11 +44,39 @@ def test_a_queued_job_can_be_cancelled(tiny):
 def test_a_failing_job_reports_and_frees_its_slot(tiny, monkeypatch):
     supervisor = Supervisor(max_workers=1)
     trainer = Trainer(Settings(epochs=1), tiny)
-    monkeypatch.setattr(trainer, "run", lambda: 1 / 0)
+    monkeypatch.setattr(trainer, "run", lambda **_: 1 / 0)
     job = TrainingJob(trainer, supervisor).start()
     wait_for(lambda: not job.active)
     assert job.state == "failed" and "ZeroDivisionError" in job.error
     assert supervisor.running_count == 0
+
+
+class StopOnceSlotted(Supervisor):
+    """The user's Stop lands after the job gets its slot and before its run begins."""
+
+    def acquire(self, job: TrainingJob) -> bool:
+        granted = super().acquire(job)
+        job.stop()
+        return granted
+
+
+def test_a_stop_between_getting_a_slot_and_running_is_obeyed(tiny):
+    trainer = Trainer(Settings(epochs=1000), tiny)
+    job = TrainingJob(trainer, StopOnceSlotted(max_workers=1)).start()
+    job.stop(timeout=30)
+    assert not job.active and job.state == "stopped" and trainer.step == 0
+
+
+def test_a_trainer_still_training_is_never_recycled(tiny_data):
+    supervisor = Supervisor(max_workers=1)
+    trainer = Trainer(Settings(epochs=1000), tiny_data)
+    job = TrainingJob(trainer, supervisor).start()
+    wait_for(lambda: job.state == "running")
+    supervisor.recycle(trainer)
+    assert supervisor.trainer(trainer.settings, tiny_data) is not trainer
+    job.stop(timeout=30)
+    supervisor.recycle(trainer)  # once stopped, it may be reused
+    assert supervisor.trainer(trainer.settings, tiny_data) is trainer
 
 
 def test_sweep_closes_owners_gone_for_long_enough():
@@ -168,3 +196,51 @@ def test_a_run_that_cannot_be_saved_says_so_and_keeps_its_model(tiny, tiny_data,
     status = workspace.status()
     assert status.state == "finished" and status.save_error
     assert workspace.trained
+
+
+class SlowToBuild(Supervisor):
+    """A supervisor whose trainers take a while to hand out, as a new one does (about a second)."""
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.building, self.proceed = threading.Event(), threading.Event()
+
+    def trainer(self, settings, data):
+        self.building.set()
+        self.proceed.wait(10)
+        return super().trainer(settings, data)
+
+
+def test_start_clicked_while_a_size_change_builds_its_trainer_trains_the_new_model(tiny, tiny_data):
+    """Streamlit's fast reruns run the Start click's script while the size change's run is still
+    building the new trainer, in another thread: the start must wait for the new model."""
+    supervisor = SlowToBuild(max_workers=1)
+    supervisor.proceed.set()
+    visitor = _workspace(tiny, supervisor, tiny_data, latent_dim=5, epochs=2)  # someone else's 5-D trainer,
+    visitor.close()  # recycled when they leave
+    workspace = _workspace(tiny, supervisor, tiny_data, epochs=2)
+    supervisor.building.clear(), supervisor.proceed.clear()
+    size_change = threading.Thread(target=workspace.rebuild, args=(Settings(latent_dim=5, epochs=2),))
+    size_change.start()
+    assert supervisor.building.wait(10)
+    start_click = threading.Thread(target=workspace.start)
+    start_click.start()
+    start_click.join(0.3)  # unguarded, the start lands here, on the old model
+    supervisor.proceed.set()
+    size_change.join(10), start_click.join(10)
+    wait_for(lambda: workspace.job is not None and not workspace.training)
+    status = workspace.status()
+    assert workspace.job.trainer is workspace.trainer and workspace.trainer.settings.latent_dim == 5
+    assert status.state == "finished" and status.epoch == 2 and status.step == 2 * 11
+    assert len(workspace.trainer.history.records("val")) == 2
+
+
+def test_reset_clears_a_diverged_run_and_its_message(tiny, tiny_data):
+    workspace = _workspace(tiny, Supervisor(max_workers=1), tiny_data, loss="elbo", learning_rate=10.0, epochs=5)
+    workspace.start()
+    wait_for(lambda: not workspace.training)
+    status = workspace.status()
+    assert status.state == "diverged" and status.result.restored_epoch == 0
+    workspace.reset()
+    status = workspace.status()
+    assert status.state == "idle" and status.result is None and not workspace.trained

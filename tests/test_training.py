@@ -21,7 +21,7 @@ from playground.steps import (
     train_chunk,
     train_chunk_fast,
 )
-from playground.training import Trainer
+from playground.training import EXPLODED_RATIO, Control, Trainer
 from tests.reference import gaussian_kl, guide_training_loop, vae_forward
 from tests.support import wait_for
 
@@ -217,28 +217,29 @@ def test_streamed_updates_carry_losses_and_speed(tiny):
     assert trainer.history.kl_per_dim.shape == (32,)
 
 
-def _run_in_thread(trainer):
+def _run_in_thread(trainer, control=None):
+    control = Control() if control is None else control
     outcome = {}
-    thread = threading.Thread(target=lambda: outcome.update(result=trainer.run()))
+    thread = threading.Thread(target=lambda: outcome.update(result=trainer.run(control=control)))
     thread.start()
-    return thread, outcome
+    return thread, outcome, control
 
 
 def test_stop_from_another_thread_takes_effect_quickly_and_resume_keeps_state(mnist):
     trainer = Trainer(Settings(epochs=1000), mnist)
-    thread, outcome = _run_in_thread(trainer)
+    thread, outcome, control = _run_in_thread(trainer)
     wait_for(lambda: trainer.step > 300)  # compiled and running
     asked = time.monotonic()
-    trainer.control.stop()
+    control.stop()
     thread.join(5)
     assert time.monotonic() - asked < 0.5
     assert outcome["result"].reason == "stopped"
     step, weights = trainer.step, trainer.model.get_weights()
     moments = [v.numpy() for v in trainer.optimizer.variables]
     # a second run carries on from the same model and optimizer state
-    thread, outcome = _run_in_thread(trainer)
+    thread, outcome, control = _run_in_thread(trainer)
     wait_for(lambda: trainer.step > step)
-    trainer.control.stop()
+    control.stop()
     thread.join(5)
     assert trainer.optimizer.iterations.numpy() > step
     assert not np.array_equal(trainer.model.get_weights()[0], weights[0])
@@ -247,28 +248,31 @@ def test_stop_from_another_thread_takes_effect_quickly_and_resume_keeps_state(mn
 
 def test_pause_holds_training_and_resume_continues(mnist):
     trainer = Trainer(Settings(epochs=1000), mnist)
-    thread, outcome = _run_in_thread(trainer)
+    thread, outcome, control = _run_in_thread(trainer)
     wait_for(lambda: trainer.step > 100)
-    trainer.control.pause()
+    control.pause()
     time.sleep(0.3)
     paused_at = trainer.step
     time.sleep(0.5)
     assert trainer.step == paused_at
-    trainer.control.resume()
+    control.resume()
     wait_for(lambda: trainer.step > paused_at + 50)
-    trainer.control.stop()
+    control.stop()
     thread.join(5)
     assert outcome["result"].reason == "stopped"
 
 
-def test_stop_while_paused_ends_the_run(tiny):
+def test_a_pause_and_a_stop_sent_before_the_run_begins_are_obeyed(tiny):
+    """Nothing clears a run's control: whoever starts the run owns it."""
     trainer = Trainer(Settings(epochs=1000), tiny)
-    trainer.control.pause()
-    thread, outcome = _run_in_thread(trainer)
+    control = Control()
+    control.pause()
+    thread, outcome, _ = _run_in_thread(trainer, control)
     time.sleep(0.2)
-    trainer.control.stop()
-    thread.join(5)
-    assert not thread.is_alive() and outcome["result"].reason == "stopped"
+    assert trainer.step == 0  # still paused
+    control.stop()
+    thread.join(30)
+    assert not thread.is_alive() and outcome["result"].reason == "stopped" and trainer.step == 0
 
 
 def test_reset_gives_fresh_weights_and_optimizer_and_repeats_the_first_run(tiny):
@@ -287,22 +291,73 @@ def test_reset_gives_fresh_weights_and_optimizer_and_repeats_the_first_run(tiny)
     assert trainer._train_calls == functions, "a reset reuses the compiled functions"
 
 
-def test_a_diverging_run_stops_and_keeps_finite_weights(tiny):
-    trainer = Trainer(Settings(loss="elbo", learning_rate=10.0, epochs=50), tiny)
+def reconstruction_error(model, images: np.ndarray) -> float:
+    """Mean squared error of the reconstructions decoded from the codes' means, in numpy."""
+    images = images.reshape(-1, 784)
+    epsilon = np.zeros((len(images), model.latent_dim), dtype=np.float32)
+    _, _, reconstruction = vae_forward(model, images, epsilon)
+    return float(np.mean((images - reconstruction) ** 2))
+
+
+def test_a_fresh_model_that_diverges_at_once_says_so_and_keeps_its_initial_weights(tiny):
+    settings = Settings(loss="elbo", learning_rate=10.0, epochs=50)
+    trainer = Trainer(settings, tiny)
     result = trainer.run()
     assert result.reason == "diverged"
-    # The chunk was replayed step by step: it stopped right before the first bad step, not at the chunk's start.
-    checked = Trainer(Settings(loss="elbo", learning_rate=10.0, epochs=50), tiny)
-    replay = checked._replay_function()
-    plan = checked._plan = checked._new_plan()
-    bad = replay(plan.indices, plan.sizes, tf.constant(0), tf.constant(plan.batches))
-    assert bool(bad.diverged) and trainer.step == int(bad.steps)
-    assert "Lower the learning rate" in result.message
-    assert all(np.isfinite(w).all() for w in trainer.model.get_weights())
-    decoded = trainer.model.decoder(tf.zeros((1, 32))).numpy()
-    assert np.isfinite(decoded).all()
-    version, weights = trainer.weights()
-    assert all(np.isfinite(w).all() for w in weights)
+    assert (result.diverged_step, result.loss_ratio, result.restored_epoch, result.restored_step) == (2, None, 0, 0)
+    assert "step 2" in result.message and "the initial weights were kept" in result.message
+    for kept, initial in zip(trainer.model.get_weights(), build_vae(settings).get_weights()):
+        np.testing.assert_array_equal(kept, initial)
+    _, published = trainer.weights()
+    np.testing.assert_array_equal(published[0], trainer.model.get_weights()[0])
+
+
+@pytest.mark.parametrize("learning_rate", [0.1, 1.0])  # after two epochs: a finite explosion, a NaN
+def test_a_run_that_diverges_later_restores_its_best_epoch_and_reconstructs_no_worse(tiny, learning_rate):
+    """Two healthy epochs, then a learning rate that ruins the model (by a finite explosion or a NaN):
+    the restored model is the one trained for two epochs (a twin trained alone is the reference)."""
+    settings = Settings(loss="elbo", latent_dim=64, intermediate_dim=1024, epochs=2)
+    trainer, twin = Trainer(settings, tiny, jit_compile=False), Trainer(settings, tiny, jit_compile=False)
+    trainer.run(), twin.run()
+    untrained = reconstruction_error(build_vae(settings), tiny.x_test)
+    trained = reconstruction_error(twin.model, tiny.x_test)
+    trainer.apply(settings.replace(learning_rate=learning_rate, epochs=5))
+    result = trainer.run()
+    assert result.reason == "diverged" and result.restored_epoch == 2 and result.restored_step == 22
+    assert "the weights from the end of epoch 2 were restored" in result.message
+    assert (result.loss_ratio is None) == ("finite" in result.message)
+    after = reconstruction_error(trainer.model, tiny.x_test)
+    assert after <= untrained and after == pytest.approx(trained, rel=1e-4)
+    assert trainer.step > 22  # the step count goes on: the history keeps what happened
+
+
+def test_an_exploding_epoch_is_divergence_even_when_the_loss_stays_finite(mnist):
+    """784-1024-64 at a learning rate of 0.03 on the bundled sample: the first epoch's loss grows by orders
+    of magnitude but stays finite (the issue's run "finished" 10 epochs at 28 times the untrained loss)."""
+    settings = Settings(loss="elbo", latent_dim=64, intermediate_dim=1024, learning_rate=0.03, epochs=2)
+    trainer = Trainer(settings, mnist, jit_compile=False)
+    result = trainer.run()
+    assert result.reason == "diverged" and result.loss_ratio > EXPLODED_RATIO and np.isfinite(result.loss)
+    assert result.diverged_step == 71 and result.restored_epoch == 0 and "exploded" in result.message
+    x_test = mnist.x_test
+    assert reconstruction_error(trainer.model, x_test) == reconstruction_error(build_vae(settings), x_test)
+
+
+@pytest.mark.parametrize(
+    ("first", "then"),
+    [
+        ({"loss": "guide", "kl_weight": 0.0}, None),
+        ({"loss": "guide", "kl_weight": 100.0, "kl_warmup_steps": 30}, None),
+        ({"loss": "elbo", "kl_weight": 100.0, "kl_warmup_steps": 30}, None),
+        ({"loss": "elbo", "kl_weight": 0.0}, {"kl_weight": 100.0}),  # a model trained without KL, then a heavy one
+    ],
+)
+def test_healthy_runs_never_count_as_diverged(tiny, first, then):
+    trainer = Trainer(Settings(epochs=6, **first), tiny, jit_compile=False)
+    assert trainer.run().reason == "finished"
+    if then is not None:
+        trainer.apply(trainer.settings.replace(**then))
+        assert trainer.run().reason == "finished"
 
 
 def test_kl_warmup_ramps_the_weight_from_zero(tiny):

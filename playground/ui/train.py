@@ -90,7 +90,7 @@ def _progress(status: Status) -> None:
         text = t("train.done", epochs=status.epoch, steps=f"{status.step:,}")
     st.progress(status.fraction, text=f"{t('state.' + status.state)} · {text}")
     if status.state == "diverged" and status.result is not None:
-        st.error(t("train.diverged", step=status.step))
+        st.error(diverged_text(status.result))
     elif status.state == "failed":
         st.error(t("train.failed", detail=status.error))
     if status.save_error:
@@ -129,3 +129,19 @@ def _kl_chart(ws: Workspace) -> None:
     st.caption(t("kl.summary", used=used, total=len(kl)))
     order = order_by_kl(kl, len(kl)) if st.session_state.get("order_by_kl") else list(range(len(kl)))
     st.plotly_chart(kl_bars(kl, order, {"kl": t("kl.axis")}), key="kl_chart", config=chart_config(ws))
+
+
+def diverged_text(result) -> str:
+    """What a diverged run did and which weights it kept, from the run's facts (see RunResult)."""
+    if result.loss_ratio is None:
+        why = t("train.diverged_not_finite", step=f"{result.diverged_step:,}")
+    else:
+        ratio = f"{result.loss_ratio:,.0f}" if result.loss_ratio < 1e6 else f"{result.loss_ratio:.1e}"
+        why = t("train.diverged_exploded", step=f"{result.diverged_step:,}", ratio=ratio)
+    if result.restored_step == 0:
+        restored = t("train.restored_initial")
+    elif result.restored_epoch is not None:
+        restored = t("train.restored_epoch", epoch=result.restored_epoch)
+    else:
+        restored = t("train.restored_step", step=f"{result.restored_step:,}")
+    return t("train.diverged", why=why, restored=restored)
