@@ -44,7 +44,11 @@ class JaxPeer:
         command = [python, str(ROOT / "tools/peers/jax_vae.py"), "--serve", "--source", source, "--seed", str(seed)]
         command += ["--loss", model["loss"], "--intermediate-dim", str(model["intermediate_dim"])]
         command += ["--latent-dim", str(model["latent_dim"])]
-        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        # XLA_FLAGS set for this trainer's XLA (an experiment) must not change JAX's own defaults.
+        env = {key: value for key, value in os.environ.items() if key != "XLA_FLAGS"}
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT, env=env
+        )
         self.info = self._answer()
 
     def _answer(self) -> dict:
