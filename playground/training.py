@@ -274,6 +274,7 @@ class Trainer:
         self._evaluate_calls: dict[str, tf.types.experimental.PolymorphicFunction] = {}
         self._train_call = self._train_function("xla" if self.jit_compile is True else "graph")
         self._warming: threading.Thread | None = None
+        self._warm_before: Callable[[], None] | None = None
 
     def warm_up(self) -> None:
         """Compile now what the next Start will call: the training loop of the compiler its run will
@@ -285,12 +286,14 @@ class Trainer:
         self._keep_call()  # keeps the state a run starts from (each run keeps its own again)
 
     def start_warm_up(self, before: Callable[[], None] | None = None) -> None:
-        """``warm_up`` in a background thread (``before`` runs first in it, e.g. to lower its priority);
-        ``run`` waits for it, so the compiled calls never race."""
-        if self._warming is not None and self._warming.is_alive():
-            return
+        """``warm_up`` in a background thread (``before`` runs first in it, e.g. to lower its priority),
+        after any warm-up still running; ``run`` waits for them, so the compiled calls never race.
+        Settings applied later (a new loss, batch size or run length) warm up again the same way."""
+        previous, self._warm_before = self._warming, before
 
         def work() -> None:
+            if previous is not None:
+                previous.join()
             if before is not None:
                 before()
             self.warm_up()
@@ -359,6 +362,8 @@ class Trainer:
         self.settings = settings
         self._take_rates(settings)
         self._target_epoch = min(self._target_epoch, self.epoch)
+        if self._warming is not None:  # a warmed-up trainer stays warm for what Start will now call
+            self.start_warm_up(self._warm_before)
 
     def compiler_for_run(self) -> str:
         """ "xla" or "graph" for the run about to start (see JIT_COMPILE)."""

@@ -185,6 +185,10 @@ def test_a_warm_up_compiles_what_the_next_run_calls_and_trains_nothing(tiny):
     result = trainer.run()
     assert result.compiler == "graph" and trainer.step == 22
     assert trainer._train_calls[("graph", "guide")].experimental_get_tracing_count() == 1  # no new trace
+    trainer.apply(trainer.settings.replace(loss="elbo"))  # a new loss warms up again, in the background
+    trainer._warming.join(120)
+    assert trainer._train_calls[("graph", "elbo")].experimental_get_tracing_count() == 1
+    assert trainer.step == 22
 
 
 def test_a_dataset_smaller_than_one_batch_trains(tiny):
