@@ -241,6 +241,7 @@ def _trainer(
     """
     options = {} if seconds_per_call is None else {"seconds_per_call": seconds_per_call}
     trainer = Trainer(settings, dataset, jit_compile=jit, validate=validate, **options)
+    trainer.warm_up()  # compiled before the first timed run: a run of one call would otherwise time nothing
 
     def timed() -> tuple[int, float, str]:
         result = trainer.run()
