@@ -16,7 +16,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import keras
@@ -83,7 +83,7 @@ class Kept:
 
     epoch: int | None  # the end of this epoch (0: the initial weights); None: a run began mid-epoch
     step: int
-    score: Score
+    score: Score | None  # None until needed: a run's starting state is scored at its first epoch's end
     loss_kind: str
 
 
@@ -498,7 +498,7 @@ class Trainer:
         self._divergence = None
         reason = "finished"
         if self.epoch < target:
-            self._keep_start(clock)
+            self._keep_start()
         while self.epoch < target:
             clock.paused += control.wait_while_paused()
             if control.stop_requested:
@@ -522,18 +522,32 @@ class Trainer:
         _, reconstruction, kl = clock.time(self._evaluate_function(), self.x_test)
         return Score(float(reconstruction), float(kl))
 
-    def _keep_start(self, clock: _Clock) -> None:
-        """Score the weights this run starts from and keep them aside: the state to fall back on."""
-        start = Kept(
-            epoch=self.epoch if self.epoch_step == 0 else None,
-            step=self.step,
-            score=self._score_test_split(clock),
-            loss_kind=self.settings.loss,
-        )
-        if self._first is None or self._first.loss_kind != start.loss_kind:
-            self._first = start
-        self._last_score = start.score
-        self._keep(start, clock)
+    def _keep_start(self) -> None:
+        """Keep the state this run starts from aside: the state to fall back on.
+
+        Copied eagerly (a few milliseconds) and scored only at the first epoch's end,
+        so that nothing more is compiled before the first training call.
+        """
+        for kept, variable in zip(self._kept_variables, self._restorable_variables()):
+            kept.assign(variable)
+        epoch = self.epoch if self.epoch_step == 0 else None
+        self._kept = Kept(epoch, self.step, None, self.settings.loss)
+        first = self._first
+        if first is None or first.score is None or first.loss_kind != self.settings.loss:
+            self._first = self._kept
+
+    def _score_start(self, clock: _Clock) -> None:
+        """Score the state kept at the run's start (its weights, swapped in for a moment)."""
+        current = [variable.numpy() for variable in self.model.variables]
+        for variable, kept in zip(self.model.variables, self._kept_variables):
+            variable.assign(kept)
+        score = self._score_test_split(clock)
+        for variable, value in zip(self.model.variables, current):
+            variable.assign(value)
+        scored = replace(self._kept, score=score)
+        if self._first is self._kept:
+            self._first = scored
+        self._kept, self._last_score = scored, score
 
     def _keep(self, kept: Kept, clock: _Clock) -> None:
         clock.time(self._keep_call)  # timed: its first call traces, which the steady speed leaves out
@@ -545,6 +559,8 @@ class Trainer:
         Scores are compared at the current KL weight, so that a KL warm-up or a new KL
         weight does not count as an explosion.
         """
+        if self._kept.score is None:
+            self._score_start(clock)
         kl_weight = float(self._variables.kl_weight_now())
         train = Score(self._last_epoch[1], self._last_epoch[2])
         reference = max(self._first.score.at(kl_weight), self._last_score.at(kl_weight), 1e-12)
@@ -564,7 +580,6 @@ class Trainer:
         for variable, kept in zip(self._restorable_variables(), self._kept_variables):
             variable.assign(kept)
         self._plan = None  # the next run starts a fresh epoch
-        self._last_score = self._kept.score
 
     def _train_once(self, clock: _Clock, on_update) -> bool:
         """One compiled call of up to ``seconds_per_call``; False if the loss stopped being finite."""

@@ -18,7 +18,8 @@ def one_running_one_queued(tiny) -> tuple[Supervisor, TrainingJob, TrainingJob]:
     """A supervisor with one slot, a long job in it and a short one waiting for it."""
     supervisor = Supervisor(max_workers=1)
     first = TrainingJob(Trainer(Settings(epochs=1000), tiny), supervisor).start()
-    wait_for(lambda: first.state == "running")
+    # Past its first call, which compiles: on a loaded machine that alone can outlast a stop's timeout.
+    wait_for(lambda: first.state == "running" and first.trainer.step > 0, timeout=120)
     second = TrainingJob(Trainer(Settings(epochs=1), tiny), supervisor).start()
     wait_for(lambda: second.queue_position == 1)
     return supervisor, first, second
