@@ -1,7 +1,8 @@
 """Steps per second of the guide's loops, Keras ``fit()`` and this trainer, in one process.
 
 Every contender trains the guide's default VAE (784-64-32, Adam 1e-3, batch 64) on
-the same images. Compile and warm-up time is excluded everywhere.
+the same images. Compile and warm-up time is excluded everywhere. Each row's GFLOP/s
+counts the step's matmuls; the ceiling is those matmuls alone, timed in the same run.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import NamedTuple
 
 import keras
 import numpy as np
@@ -27,6 +29,93 @@ from playground.training import Trainer
 WARMUP_STEPS = 5
 REPEATS = 5  # this machine's speed wanders by a third from run to run: report the median of several
 STREAMING_TILES = 8  # the streaming comparison needs epochs of many calls: the sample repeated 8 times
+CEILING_SECONDS = 0.2  # timed per matmul shape and compiler, after a warm-up call
+
+
+class MatmulShape(NamedTuple):
+    """One matrix product [m, k] @ [k, n] of a training step."""
+
+    m: int
+    k: int
+    n: int
+    role: str  # e.g. "forward encoder_proj"
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.m * self.k * self.n
+
+
+def step_matmuls(settings: Settings) -> list[MatmulShape]:
+    """The matmuls of one training step at the batch's shapes: each Dense layer's forward product,
+    its kernel gradient, and its input gradient (all but the first layer, whose input is the data)."""
+    latent, hidden, batch = settings.latent_dim, settings.intermediate_dim, settings.batch_size
+    layers = [
+        ("encoder_proj", ORIGINAL_DIM, hidden),
+        ("z_mean", hidden, latent),
+        ("z_log_var", hidden, latent),
+        ("decoder_proj", latent, hidden),
+        ("decoder_output", hidden, ORIGINAL_DIM),
+    ]
+    shapes = []
+    for index, (name, fan_in, fan_out) in enumerate(layers):
+        shapes.append(MatmulShape(batch, fan_in, fan_out, f"forward {name}"))  # x @ W
+        shapes.append(MatmulShape(fan_in, batch, fan_out, f"kernel gradient {name}"))  # x^T @ dy
+        if index:
+            shapes.append(MatmulShape(batch, fan_out, fan_in, f"input gradient {name}"))  # dy @ W^T
+    return shapes
+
+
+def step_gflop(settings: Settings) -> float:
+    """Billions of floating-point operations in one step's matmuls."""
+    return sum(shape.flops for shape in step_matmuls(settings)) / 1e9
+
+
+def matmul_ceiling(settings: Settings, seconds: float = CEILING_SECONDS) -> dict:
+    """The step's matmuls alone, each shape timed in a compiled loop under the graph and under XLA.
+
+    Returns the seconds a step's matmuls take at the best compiler for each shape,
+    and the GFLOP/s that makes: no training step can beat it.
+    """
+    shapes = step_matmuls(settings)
+    best = {"graph": 0.0, "xla": 0.0, "best": 0.0}
+    for shape in shapes:
+        times = {compiler: _matmul_seconds(shape, compiler == "xla", seconds) for compiler in ("graph", "xla")}
+        for compiler, value in times.items():
+            best[compiler] += value
+        best["best"] += min(times.values())
+    flop = step_gflop(settings)
+    return {
+        "step_seconds": best["best"],
+        "gflops": flop / best["best"],
+        "gflops_graph": flop / best["graph"],
+        "gflops_xla": flop / best["xla"],
+        "shapes": len(shapes),
+    }
+
+
+def _matmul_seconds(shape: MatmulShape, jit: bool, seconds: float) -> float:
+    """Seconds for one [m, k] @ [k, n] product, from a compiled loop of many (the loop's cost included)."""
+    rng = np.random.default_rng(0)
+    a = tf.constant(rng.standard_normal((shape.m, shape.k)).astype(np.float32))
+    b = tf.constant(rng.standard_normal((shape.k, shape.n)).astype(np.float32))
+
+    @tf.function(jit_compile=jit)
+    def loop(repeats):
+        # Each product reads the last one's corner, so that no compiler can hoist it out of the loop.
+        def body(i, carry):
+            return i + 1, tf.matmul(a + carry, b)[0, 0] * 1e-30
+
+        return tf.while_loop(lambda i, _: i < repeats, body, (tf.constant(0), tf.constant(0.0)))[1]
+
+    float(loop(tf.constant(10)))  # compiles
+    repeats = 64
+    while True:
+        started = time.perf_counter()
+        float(loop(tf.constant(repeats)))
+        elapsed = time.perf_counter() - started
+        if elapsed >= seconds or repeats >= 1 << 22:
+            return elapsed / repeats
+        repeats = max(repeats * 2, int(repeats * seconds / max(elapsed, 1e-6)))
 
 
 def run_benchmark(
@@ -52,14 +141,20 @@ def run_benchmark(
         f"trainer, XLA, {STREAMING_TILES}x data, one call an epoch": _trainer(tiled, long_epochs, True, 1e9),
     }
     rows = [_measure(name, timer, repeats) for name, timer in timers.items()]
+    ceiling = matmul_ceiling(settings)
+    for row in rows:
+        row["gflops"] = row["steps_per_second"] * step_gflop(settings)
+        row["ceiling_fraction"] = row["gflops"] / ceiling["gflops"]
     speed = {row["name"]: row["steps_per_second"] for row in rows}
     trainer = speed["trainer, default (auto compiler)"]
     streaming = speed[f"trainer, XLA, {STREAMING_TILES}x data, streaming"]
     return {
-        "machine": _machine(),
+        "machine": machine_info(),
         "data": data.source,
         "model": f"VAE 784-{settings.intermediate_dim}-{settings.latent_dim}, batch {settings.batch_size}",
         "repeats": repeats,
+        "step_gflop": step_gflop(settings),
+        "ceiling": ceiling,
         "results": rows,
         "ratios": {
             "trainer / eager loop": trainer / speed["guide loop, eager"],
@@ -146,6 +241,7 @@ def _trainer(
     """
     options = {} if seconds_per_call is None else {"seconds_per_call": seconds_per_call}
     trainer = Trainer(settings, dataset, jit_compile=jit, validate=validate, **options)
+    trainer.warm_up()  # compiled before the first timed run: a run of one call would otherwise time nothing
 
     def timed() -> tuple[int, float, str]:
         result = trainer.run()
@@ -154,7 +250,7 @@ def _trainer(
     return timed
 
 
-def _machine() -> dict:
+def machine_info() -> dict:
     cpu = platform.processor() or platform.machine()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
@@ -181,16 +277,27 @@ def format_table(report: dict) -> str:
         f"Model: {report['model']}",
         "",
         f"Each row: the median of {report['repeats']} timed runs (steps per run in the second column).",
+        format_ceiling(report["step_gflop"], report["ceiling"]),
         "",
-        "| method | steps a run | steps/s (median) | best | × eager |",
-        "|---|---:|---:|---:|---:|",
+        "| method | steps a run | steps/s (median) | best | × eager | GFLOP/s | of ceiling |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for row in report["results"]:
         lines.append(
             f"| {row['label']} | {row['steps']:,} | {row['steps_per_second']:,.0f} "
-            f"| {row['best_steps_per_second']:,.0f} | {row['steps_per_second'] / slowest:,.1f} |"
+            f"| {row['best_steps_per_second']:,.0f} | {row['steps_per_second'] / slowest:,.1f} "
+            f"| {row['gflops']:,.1f} | {row['ceiling_fraction']:.0%} |"
         )
     lines.append("")
     for name, value in report["ratios"].items():
         lines.append(f"- {name}: {value:.1%}" if name == "streaming cost" else f"- {name}: {value:.1f}×")
     return "\n".join(lines)
+
+
+def format_ceiling(step_gflop: float, ceiling: dict) -> str:
+    """One line: the step's matmul work and how fast those matmuls alone run."""
+    return (
+        f"Matmul ceiling: a step's {ceiling['shapes']} matmuls ({step_gflop * 1e3:.1f} MFLOP) alone run at "
+        f"{ceiling['gflops']:,.0f} GFLOP/s (best of graph {ceiling['gflops_graph']:,.0f} and XLA "
+        f"{ceiling['gflops_xla']:,.0f}, per shape): {1 / ceiling['step_seconds']:,.0f} steps/s at most."
+    )

@@ -79,8 +79,10 @@ class Supervisor:
             if match is not None:
                 self._idle.remove(match)
         if match is None:
-            return Trainer(settings, data)
-        match.renew(settings)
+            match = Trainer(settings, data)
+        else:
+            match.renew(settings)
+        match.start_warm_up(before=lower_priority)  # compiled before Start, at background priority
         return match
 
     def recycle(self, trainer: Trainer) -> None:

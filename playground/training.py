@@ -27,7 +27,7 @@ from playground.config import Settings
 from playground.data import Dataset
 from playground.history import History, Record
 from playground.models import ORIGINAL_DIM, build_vae
-from playground.steps import StepVariables, evaluate, train_chunk
+from playground.steps import StepVariables, evaluate, train_chunk, train_chunk_fast
 
 # Measured on a 2-core CPU (`python -m playground bench` runs both): XLA runs the
 # guide's VAE at about 1,800 steps/s and the app's 784-256-8 ELBO VAE at about 510,
@@ -281,9 +281,43 @@ class Trainer:
                 kept.assign(variable)
 
         self._keep_call = tf.function(keep, jit_compile=False)
+        # The state before the current chunk, copied in-graph: a diverged chunk is replayed from it.
+        self._chunk_start = [tf.Variable(v, trainable=False) for v in self._chunk_variables()]
         self._train_calls: dict[tuple[str, str], tf.types.experimental.PolymorphicFunction] = {}
         self._evaluate_calls: dict[str, tf.types.experimental.PolymorphicFunction] = {}
         self._train_call = self._train_function("xla" if self.jit_compile is True else "graph")
+        self._warming: threading.Thread | None = None
+        self._warm_before: Callable[[], None] | None = None
+
+    def warm_up(self) -> None:
+        """Compile now what the next Start will call: the training loop of the compiler its run will
+        use, the scoring and the keeping. The loop runs zero steps on batches of the plan's shapes."""
+        indices = tf.zeros([self.steps_per_epoch, self.settings.batch_size], tf.int32)
+        sizes = tf.fill([self.steps_per_epoch], self.settings.batch_size)
+        self._train_function(self._compiler_for(self.settings.epochs))(indices, sizes, tf.constant(0), tf.constant(0))
+        self._evaluate_function()(self.x_test)  # every run scores its starting weights
+        self._keep_call()  # keeps the state a run starts from (each run keeps its own again)
+
+    def start_warm_up(self, before: Callable[[], None] | None = None) -> None:
+        """``warm_up`` in a background thread (``before`` runs first in it, e.g. to lower its priority),
+        after any warm-up still running; ``run`` waits for them, so the compiled calls never race.
+        Settings applied later (a new loss, batch size or run length) warm up again the same way."""
+        previous, self._warm_before = self._warming, before
+
+        def work() -> None:
+            if previous is not None:
+                previous.join()
+            if before is not None:
+                before()
+            self.warm_up()
+
+        self._warming = threading.Thread(target=work, name="playground-warm-up", daemon=True)
+        self._warming.start()
+
+    @property
+    def warm(self) -> bool:
+        """Whether a background warm-up has finished (or none was asked for)."""
+        return self._warming is None or not self._warming.is_alive()
 
     def reset(self) -> None:
         """New initial weights (same seed), a fresh optimizer and an empty history, in place."""
@@ -341,12 +375,18 @@ class Trainer:
         self.settings = settings
         self._take_rates(settings)
         self._target_epoch = min(self._target_epoch, self.epoch)
+        if self._warming is not None:  # a warmed-up trainer stays warm for what Start will now call
+            self.start_warm_up(self._warm_before)
 
     def compiler_for_run(self) -> str:
         """ "xla" or "graph" for the run about to start (see JIT_COMPILE)."""
+        return self._compiler_for(max(self._target_epoch - self.epoch, 0))
+
+    def _compiler_for(self, epochs: int) -> str:
+        """The compiler for a run of ``epochs`` more epochs from here (see JIT_COMPILE)."""
         if self.jit_compile != "auto":
             return "xla" if self.jit_compile else "graph"
-        planned = max(self._target_epoch - self.epoch, 0) * self.steps_per_epoch - self.epoch_step
+        planned = epochs * self.steps_per_epoch - self.epoch_step
         return "xla" if planned >= XLA_MIN_STEPS else "graph"
 
     @property
@@ -389,6 +429,10 @@ class Trainer:
             self._weights_version += 1
         self._published_at = now
 
+    def _chunk_variables(self) -> list:
+        """Everything a chunk changes: weights, the optimizer's state, the step counter."""
+        return [*self.model.variables, *self.optimizer.variables, self._variables.steps_taken]
+
     def _restorable_variables(self) -> list:
         """The model's variables and the optimizer's moments (not its step count or learning rate)."""
         counters = {id(self.optimizer.iterations), id(self.optimizer.learning_rate)}
@@ -412,9 +456,25 @@ class Trainer:
         return self._evaluate_calls[loss_kind]
 
     def _train_steps(self, indices, sizes, start, count, loss_kind: str):
-        """One chunk of steps (see ``steps.train_chunk``)."""
+        """Back up the state in-graph, then run one chunk of steps (see ``steps.train_chunk_fast``)."""
+        for backup, variable in zip(self._chunk_start, self._chunk_variables()):
+            backup.assign(variable)
+        return train_chunk_fast(self.model, self.optimizer, self._variables, self.x_train, indices, sizes, start,
+                                count, loss_kind=loss_kind, seed=self.settings.seed)  # fmt: skip
+
+    def _replay_steps(self, indices, sizes, start, count, loss_kind: str):
+        """A chunk again, checking each step (``steps.train_chunk``): it stops before the first bad one."""
         return train_chunk(self.model, self.optimizer, self._variables, self.x_train, indices, sizes, start, count,
                            loss_kind=loss_kind, seed=self.settings.seed)  # fmt: skip
+
+    def _replay_function(self):
+        """The checked loop for the current loss, made the first time a chunk diverges: a graph, which
+        traces in a fraction of XLA's compile time, and divergence is rare."""
+        key = ("replay", self.settings.loss)
+        if key not in self._train_calls:
+            replay = functools.partial(self._replay_steps, loss_kind=self.settings.loss)
+            self._train_calls[key] = tf.function(replay, jit_compile=False)
+        return self._train_calls[key]
 
     def _evaluate(self, images, loss_kind: str):
         losses = evaluate(self.model, self._variables, images, loss_kind=loss_kind, seed=self.settings.seed)
@@ -441,6 +501,8 @@ class Trainer:
         divergence, the best state so far is restored (see ``RunResult``).
         """
         control = self.control if control is None else control
+        if self._warming is not None:
+            self._warming.join()  # its calls share the variables this run is about to train
         if self.epoch >= self._target_epoch:
             self._target_epoch = self.epoch + self.settings.epochs
         target = self._target_epoch  # read once: this run's end is fixed when it begins
@@ -541,7 +603,14 @@ class Trainer:
         if clock.steps == 0:  # the run's first call may compile: keep it short
             wanted = min(wanted, MIN_CALL_STEPS)
         count = min(wanted, plan.batches - plan.position)
-        chunk = clock.time(self._train_call, plan.indices, plan.sizes, tf.constant(plan.position), tf.constant(count))
+        arguments = (plan.indices, plan.sizes, tf.constant(plan.position), tf.constant(count))
+        chunk = clock.time(self._train_call, *arguments)
+        if bool(chunk.diverged):  # back to the chunk's start, then again step by step up to the bad step
+            self._restore_backup()
+            chunk = self._replay_function()(*arguments)
+            if not self._weights_finite():  # a bad update behind a finite loss: keep the chunk's start
+                self._restore_backup()
+                chunk = chunk._replace(steps=tf.constant(0), diverged=tf.constant(True))
         steps, diverged = int(chunk.steps), bool(chunk.diverged)
         clock.count(steps)
         self._train_seconds += clock.last_seconds
@@ -556,6 +625,14 @@ class Trainer:
         else:
             self._publish()
         return not diverged
+
+    def _weights_finite(self) -> bool:
+        return all(np.isfinite(w).all() for w in self.model.get_weights())
+
+    def _restore_backup(self) -> None:
+        """Back to the state before the last chunk (the fast loop's replay starts there)."""
+        for variable, backup in zip(self._chunk_variables(), self._chunk_start):
+            variable.assign(backup)
 
     def _emit_train(self, steps: int, sums: tuple, speed: float, on_update) -> None:
         loss, reconstruction, kl, kl_dims = sums

@@ -5,13 +5,22 @@ from __future__ import annotations
 import threading
 import time
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from playground.config import Settings
 from playground.models import build_vae
-from playground.steps import kl_weight_at, masked_losses, step_noise
+from playground.steps import (
+    StepVariables,
+    adam_update,
+    kl_weight_at,
+    masked_losses,
+    step_noise,
+    train_chunk,
+    train_chunk_fast,
+)
 from playground.training import EXPLODED_RATIO, Control, Trainer
 from tests.reference import gaussian_kl, guide_training_loop, vae_forward
 from tests.support import wait_for
@@ -63,6 +72,64 @@ def test_the_kl_warmup_is_a_linear_ramp_and_the_noise_a_function_of_seed_and_ste
     assert abs(first.mean()) < 0.5 and 0.5 < first.std() < 1.5
 
 
+def test_the_lean_adam_update_matches_keras_adam(rng):
+    """adam_update against Keras' own apply_gradients, from the same start, on the same gradients."""
+    shapes = [(5, 3), (3,)]
+    start = [rng.standard_normal(shape).astype("float32") for shape in shapes]
+    pairs = []
+    for _ in range(2):
+        weights = [tf.Variable(w) for w in start]
+        optimizer = keras.optimizers.Adam(learning_rate=0.01)
+        optimizer.build(weights)
+        pairs.append((weights, optimizer))
+    (keras_weights, keras_adam), (lean_weights, lean_adam) = pairs
+    for step in range(1, 6):
+        gradients = [tf.constant(rng.standard_normal(shape).astype("float32") * step) for shape in shapes]
+        keras_adam.apply_gradients(zip(gradients, keras_weights))
+        adam_update(lean_adam, lean_weights, gradients, tf.constant(float(step)))
+    for ours, theirs in zip(lean_weights + lean_adam.variables[2:], keras_weights + keras_adam.variables[2:]):
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-5, atol=1e-7)
+
+
+def _chunk_setup(tiny, seed=5, learning_rate=1e-3):
+    """A model, its optimizer and step variables, and one epoch's batches of the tiny set (the last partial)."""
+    model = build_vae(Settings(latent_dim=4, intermediate_dim=16, seed=seed))
+    optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
+    optimizer.build(model.trainable_variables)
+    variables = StepVariables.zeros()
+    variables.kl_weight.assign(1.0)
+    order = np.zeros(11 * 64, np.int32)
+    order[:700] = np.random.default_rng(0).permutation(700)
+    sizes = np.full(11, 64, np.int32)
+    sizes[-1] = 700 - 640
+    data = tf.constant(tiny.x_train.reshape(-1, 784))
+    return model, optimizer, variables, data, tf.constant(order.reshape(11, 64)), tf.constant(sizes)
+
+
+def test_the_fast_chunk_takes_the_same_steps_as_the_checked_one(tiny):
+    """train_chunk_fast (lean Adam, no per-step check) against train_chunk (Keras Adam), a whole epoch."""
+    results = []
+    for chunk in (train_chunk, train_chunk_fast):
+        model, optimizer, variables, data, indices, sizes = _chunk_setup(tiny)
+        result = chunk(model, optimizer, variables, data, indices, sizes, tf.constant(0), tf.constant(11),
+                       loss_kind="elbo", seed=5)  # fmt: skip
+        results.append((result, model.get_weights(), int(optimizer.iterations.numpy())))
+    (checked, checked_weights, checked_steps), (fast, fast_weights, fast_steps) = results
+    assert int(fast.steps) == int(checked.steps) == 11 and checked_steps == fast_steps == 11
+    assert not bool(fast.diverged)
+    assert float(fast.loss_sum) == pytest.approx(float(checked.loss_sum), rel=1e-4)
+    np.testing.assert_allclose(fast.kl_per_dim_sum.numpy(), checked.kl_per_dim_sum.numpy(), rtol=1e-4)
+    for ours, theirs in zip(fast_weights, checked_weights):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-3, atol=1e-5)
+
+
+def test_the_fast_chunk_reports_a_loss_that_stopped_being_finite(tiny):
+    model, optimizer, variables, data, indices, sizes = _chunk_setup(tiny, learning_rate=1e4)
+    result = train_chunk_fast(model, optimizer, variables, data, indices, sizes, tf.constant(0), tf.constant(11),
+                              loss_kind="elbo", seed=5)  # fmt: skip
+    assert bool(result.diverged)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("kl_weight", [1.0, 0.01])
 def test_guide_loss_ends_within_3_percent_of_the_guides_plain_loop(mnist, kl_weight):
@@ -101,6 +168,27 @@ def test_partial_batches_every_epoch_without_retracing(tiny):
     assert trainer._evaluate_calls["guide"].experimental_get_tracing_count() == 1
     steps = [r.step for r in trainer.history.records("val")]
     assert steps == [11, 22, 33, 44]
+
+
+def test_a_warm_up_compiles_what_the_next_run_calls_and_trains_nothing(tiny):
+    trainer = Trainer(Settings(epochs=2), tiny)
+    initial = trainer.model.get_weights()
+    trainer.start_warm_up()
+    thread = trainer._warming
+    thread.join(120)
+    assert trainer.warm and trainer.step == 0
+    for before, after in zip(initial, trainer.model.get_weights()):
+        np.testing.assert_array_equal(before, after)
+    compiled = {key: f.experimental_get_tracing_count() for key, f in trainer._train_calls.items()}
+    assert compiled == {("graph", "guide"): 1}  # 22 steps: the graph, as the run will use
+    assert trainer._evaluate_calls["guide"].experimental_get_tracing_count() == 1
+    result = trainer.run()
+    assert result.compiler == "graph" and trainer.step == 22
+    assert trainer._train_calls[("graph", "guide")].experimental_get_tracing_count() == 1  # no new trace
+    trainer.apply(trainer.settings.replace(loss="elbo"))  # a new loss warms up again, in the background
+    trainer._warming.join(120)
+    assert trainer._train_calls[("graph", "elbo")].experimental_get_tracing_count() == 1
+    assert trainer.step == 22
 
 
 def test_a_dataset_smaller_than_one_batch_trains(tiny):
