@@ -257,6 +257,7 @@ def _built_keys() -> dict[str, set[str]]:
         'f"chart.val_{name}"': {f"chart.val_{name}" for name in curves},
         'f"uploader.{name}"': {f"uploader.{name}" for name in _UPLOADER_TEXTS},
         'f"items.{ws.dataset.name}"': {f"items.{name}" for name in fields()[0].choices},
+        'f"item.{dataset}"': {f"item.{name}" for name in fields()[0].choices},
         'f"model.kl_value_{ws.settings.loss}"': {f"model.kl_value_{loss}" for loss in LOSSES},
         'f"model.objective_{ws.settings.loss}"': {f"model.objective_{loss}" for loss in LOSSES},
         'f"runs.loss_{s.loss}"': {f"runs.loss_{loss}" for loss in LOSSES},

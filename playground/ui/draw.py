@@ -18,7 +18,7 @@ from playground.imaging import FIELD, is_blank, photo_to_mnist, read_image, to_d
 from playground.ui import instrument
 from playground.ui.explore import send_to_explorer
 from playground.ui.feedback import guarded
-from playground.ui.i18n import t
+from playground.ui.i18n import item_name, t
 from playground.ui.tabs import rerun_if_asked
 from playground.workspace import Workspace
 
@@ -59,7 +59,7 @@ def _panel(ws: Workspace) -> None:
 
 def _upload_image():
     """The uploaded picture, its ink apart from the paper, as 28 x 28; None (with a message) if unreadable."""
-    upload = st.file_uploader(t("draw.upload"), type=UPLOAD_TYPES, key="draw_upload")
+    upload = st.file_uploader(t("draw.upload", item=item_name()), type=UPLOAD_TYPES, key="draw_upload")
     if upload is None:
         return None
     try:
@@ -91,7 +91,7 @@ def _drawing_from_page() -> None:
 def _prepare(image) -> np.ndarray | None:
     """``image`` as an MNIST input, or None (with a message) when it is missing, unreadable or blank."""
     if image is None:
-        st.info(t("draw.empty"))
+        st.info(t("draw.empty", item=item_name()))
         return None
     try:
         digit = to_mnist(image)
@@ -99,7 +99,7 @@ def _prepare(image) -> np.ndarray | None:
         st.error(t("draw.bad_image", detail=error))
         return None
     if is_blank(digit):
-        st.info(t("draw.empty"))
+        st.info(t("draw.empty", item=item_name()))
         return None
     return digit
 
@@ -113,7 +113,8 @@ def _show(ws: Workspace, digit: np.ndarray | None, pictures: bool) -> None:
     if pictures:
         reconstruction = inference.decode(z_mean[None])[0]
         left, right = st.columns(2)
-        left.image(to_display(digit, 6), caption=t("draw.input_caption"), output_format="PNG", width=168)
+        left.image(to_display(digit, 6), caption=t("draw.input_caption", item=item_name()), output_format="PNG",
+                   width=168)  # fmt: skip
         right.image(to_display(reconstruction, 6), caption=t("draw.reconstruction_caption"), output_format="PNG",
                     width=168)  # fmt: skip
         z_std = np.exp(0.5 * z_log_var)

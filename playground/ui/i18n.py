@@ -77,3 +77,10 @@ def duration(seconds: float) -> str:
     if minutes:
         return t("time.minutes", minutes=minutes, seconds=seconds)
     return t("time.seconds", seconds=seconds)
+
+
+def item_name() -> str:
+    """What one picture of the current dataset is called: "digit", or "piece of clothing" on Fashion-MNIST."""
+    ws = st.session_state.get("workspace")
+    dataset = ws.settings.dataset if ws is not None and ws.settings is not None else "mnist"
+    return t(f"item.{dataset}")

@@ -21,7 +21,7 @@ from pathlib import Path
 import streamlit as st
 
 from playground.inference import pack_weights
-from playground.ui.i18n import language, t
+from playground.ui.i18n import item_name, language, t
 from playground.workspace import Workspace
 
 HERE = Path(__file__).parent
@@ -85,7 +85,7 @@ def mount(ws: Workspace, mode: str, meta: dict, key: str, on_change: dict[str, C
     does not hold them (a reload, an evicted cache) asks for them with its "need" state.
     """
     weights = _weights(ws, mode, encoder=mode == "draw")
-    signature = f"{mode}:{ws.settings.latent_dim}:{language()}:{meta.get('order')}"
+    signature = f"{mode}:{ws.settings.latent_dim}:{language()}:{ws.settings.dataset}:{meta.get('order')}"
     block = {**meta, "mode": mode, "labels": _labels(), "sent_at": weights["sent_at"], "signature": signature,
              "weights_key": weights["key"]}  # fmt: skip
     payload = envelope(block, b"" if weights["delivered"] else weights["blob"])
@@ -123,8 +123,8 @@ def _labels() -> dict[str, str]:
         "canvas": t("instrument.canvas"),
         "undo": t("instrument.undo"),
         "clear": t("instrument.clear"),
-        "input": t("draw.input_caption"),
+        "input": t("draw.input_caption", item=item_name()),
         "reconstruction": t("instrument.reconstruction"),
         "code_bars": t("instrument.code_bars"),
-        "help": t("draw.canvas_help"),
+        "help": t("draw.canvas_help", item=item_name()),
     }
