@@ -43,7 +43,7 @@ def _panel(ws: Workspace) -> None:
         st.info(t("runs.none"))
         return
     by_name = {run.name: run for run in runs}
-    st.caption(t("runs.where", count=len(runs)))
+    st.caption(t("runs.where_one") if len(runs) == 1 else t("runs.where", count=len(runs)))
     _select_new_runs(list(by_name))
     chosen = st.multiselect(t("runs.pick"), list(by_name), format_func=lambda name: _label(by_name[name]),
                             key="runs_chosen")  # fmt: skip
