@@ -329,6 +329,7 @@ def test_runs_are_kept_compared_and_reopened(app):
     wait_until_idle(app)
     open_tab(app, "runs")
     assert any(c.value.startswith("1 saved run in this workspace") for c in app.caption), "one run, not 1 runs"
+    assert "These runs have the same settings." not in [c.value for c in app.caption], "one run is not 'these runs'"
     button(app, "Reset model").click().run()
     number(app, "Epochs").set_value(2).run()
     button(app, "Start training").click().run()
