@@ -222,6 +222,14 @@ def test_the_lesson_button_says_what_it_changed_and_a_link_opens_a_lesson(page, 
     assert not wrong.exception
 
 
+def test_the_lesson_names_a_changed_loss_as_the_sidebar_does(page):
+    at = page
+    at.selectbox(key="lesson_id").set_value("collapse").run()
+    button(at, "Set up this lesson").click().run()
+    message = next(s.value for s in at.success)
+    assert "Loss ELBO → guide's loss" in message, message
+
+
 def test_lessons_speak_chinese(page):
     at = page
     at.radio(key="lang").set_value("zh").run()

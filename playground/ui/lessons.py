@@ -57,8 +57,13 @@ def _shown(settings: Settings, name: str) -> str:
 def _changes(before: Settings, after: Settings) -> str:
     changed = changed_settings(before, after)
     return "; ".join(
-        f"{t(f'settings.{name}')} {format_value(a)} → {format_value(b)}" for name, (a, b) in changed.items()
+        f"{t(f'settings.{name}')} {_value_text(name, a)} → {_value_text(name, b)}" for name, (a, b) in changed.items()
     )
+
+
+def _value_text(name: str, value) -> str:
+    """A setting's value as the sidebar names it: "guide's loss", not the id ``guide``."""
+    return t(f"runs.loss_{value}") if name == "loss" else format_value(value)
 
 
 def _apply(ws: Workspace, target: Settings) -> None:
