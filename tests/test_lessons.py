@@ -252,6 +252,8 @@ def test_train_again_from_the_same_start_with_one_change(page):
     first = ws.trainer.history.records()
     at.session_state["tab_id"] = "runs"
     at.run()
+    at.selectbox(key="same_start_name_run-001").set_value("loss").run()
+    assert at.radio(key="same_start_value_run-001_loss").options == ["ELBO", "guide's loss"], "named as in the sidebar"
     at.selectbox(key="same_start_name_run-001").set_value("epochs").run()
     at.number_input(key="same_start_value_run-001_epochs").set_value(2).run()
     next(b for b in at.button if b.key == "same_start_go_run-001").click().run()

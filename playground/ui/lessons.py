@@ -16,6 +16,7 @@ from playground.runs import RunInfo, list_runs, read_history, read_model
 from playground.ui.feedback import flash
 from playground.ui.i18n import t
 from playground.ui.link import LESSON_KEY
+from playground.ui.same_start import value_text
 from playground.ui.sidebar import set_widgets
 from playground.workspace import Workspace
 
@@ -57,13 +58,8 @@ def _shown(settings: Settings, name: str) -> str:
 def _changes(before: Settings, after: Settings) -> str:
     changed = changed_settings(before, after)
     return "; ".join(
-        f"{t(f'settings.{name}')} {_value_text(name, a)} → {_value_text(name, b)}" for name, (a, b) in changed.items()
+        f"{t(f'settings.{name}')} {value_text(name, a)} → {value_text(name, b)}" for name, (a, b) in changed.items()
     )
-
-
-def _value_text(name: str, value) -> str:
-    """A setting's value as the sidebar names it: "guide's loss", not the id ``guide``."""
-    return t(f"runs.loss_{value}") if name == "loss" else format_value(value)
 
 
 def _apply(ws: Workspace, target: Settings) -> None:
