@@ -328,6 +328,9 @@ def test_runs_are_kept_compared_and_reopened(app):
     number(app, "Epochs").set_value(1).run()
     button(app, "Start training").click().run()
     wait_until_idle(app)
+    open_tab(app, "runs")
+    assert any(c.value.startswith("1 saved run in this workspace") for c in app.caption), "one run, not 1 runs"
+    assert "These runs have the same settings." not in [c.value for c in app.caption], "one run is not 'these runs'"
     button(app, "Reset model").click().run()
     number(app, "Epochs").set_value(2).run()
     button(app, "Start training").click().run()
@@ -335,6 +338,7 @@ def test_runs_are_kept_compared_and_reopened(app):
     workspace = app.session_state["workspace"]
     assert sorted(p.name for p in Path(workspace.runs_dir).glob("run-*")) == ["run-001", "run-002"]
     open_tab(app, "runs")
+    assert any(c.value.startswith("2 saved runs in this workspace") for c in app.caption)
     chosen = app.multiselect(key="runs_chosen")
     assert set(chosen.value) == {"run-001", "run-002"}
     specs = [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]

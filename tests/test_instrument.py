@@ -470,6 +470,15 @@ def test_10_screenshots_in_english_and_chinese(page, browser):
     page.get_by_text("English").click()
 
 
+def test_11_the_instrument_writes_in_the_pages_font(browser, server):
+    tab = open_page(browser, server)
+    button = open_tab(tab, "Draw", DRAW).get_by_role("button", name="Undo")
+    first_family = "(e) => getComputedStyle(e).fontFamily.split(',')[0].trim()"
+    page_font = tab.locator("[data-testid=stMarkdownContainer]").first.evaluate(first_family)
+    assert button.evaluate(first_family) == page_font, "Undo is in the page's font, not a fallback"
+    tab.context.close()
+
+
 def screenshot(page, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / f"{name}.png"

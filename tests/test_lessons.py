@@ -222,6 +222,14 @@ def test_the_lesson_button_says_what_it_changed_and_a_link_opens_a_lesson(page, 
     assert not wrong.exception
 
 
+def test_the_lesson_names_a_changed_loss_as_the_sidebar_does(page):
+    at = page
+    at.selectbox(key="lesson_id").set_value("collapse").run()
+    button(at, "Set up this lesson").click().run()
+    message = next(s.value for s in at.success)
+    assert "Loss ELBO → guide's loss" in message, message
+
+
 def test_lessons_speak_chinese(page):
     at = page
     at.radio(key="lang").set_value("zh").run()
@@ -244,6 +252,8 @@ def test_train_again_from_the_same_start_with_one_change(page):
     first = ws.trainer.history.records()
     at.session_state["tab_id"] = "runs"
     at.run()
+    at.selectbox(key="same_start_name_run-001").set_value("loss").run()
+    assert at.radio(key="same_start_value_run-001_loss").options == ["ELBO", "guide's loss"], "named as in the sidebar"
     at.selectbox(key="same_start_name_run-001").set_value("epochs").run()
     at.number_input(key="same_start_value_run-001_epochs").set_value(2).run()
     next(b for b in at.button if b.key == "same_start_go_run-001").click().run()

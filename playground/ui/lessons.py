@@ -16,6 +16,7 @@ from playground.runs import RunInfo, list_runs, read_history, read_model
 from playground.ui.feedback import flash
 from playground.ui.i18n import t
 from playground.ui.link import LESSON_KEY
+from playground.ui.same_start import value_text
 from playground.ui.sidebar import set_widgets
 from playground.workspace import Workspace
 
@@ -57,7 +58,7 @@ def _shown(settings: Settings, name: str) -> str:
 def _changes(before: Settings, after: Settings) -> str:
     changed = changed_settings(before, after)
     return "; ".join(
-        f"{t(f'settings.{name}')} {format_value(a)} → {format_value(b)}" for name, (a, b) in changed.items()
+        f"{t(f'settings.{name}')} {value_text(name, a)} → {value_text(name, b)}" for name, (a, b) in changed.items()
     )
 
 

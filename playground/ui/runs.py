@@ -43,7 +43,7 @@ def _panel(ws: Workspace) -> None:
         st.info(t("runs.none"))
         return
     by_name = {run.name: run for run in runs}
-    st.caption(t("runs.where", count=len(runs)))
+    st.caption(t("runs.where_one") if len(runs) == 1 else t("runs.where", count=len(runs)))
     _select_new_runs(list(by_name))
     chosen = st.multiselect(t("runs.pick"), list(by_name), format_func=lambda name: _label(by_name[name]),
                             key="runs_chosen")  # fmt: skip
@@ -95,7 +95,10 @@ def _settings_table(ws: Workspace, runs: list[RunInfo], histories: dict[str, His
     highlighted = [t(f"settings.{name}") for name in differ]
     table = pd.DataFrame(columns).style.set_properties(subset=highlighted, **DIFFERS_STYLE)
     st.dataframe(table, hide_index=True, key="runs_table")
-    st.caption(t("runs.differ", names=", ".join(highlighted)) if differ else t("runs.same_settings"))
+    if len(runs) == 1:
+        st.caption(t("runs.one_chosen"))  # one run has nothing to be the same as
+    else:
+        st.caption(t("runs.differ", names=", ".join(highlighted)) if differ else t("runs.same_settings"))
     st.caption(t("runs.test_mse_help"))
 
 

@@ -35,7 +35,8 @@ def render(ws: Workspace, run: RunInfo) -> None:
 def _value_input(settings: Settings, name: str, key: str):
     current = getattr(settings, name)
     if name == "loss":
-        return st.radio(t("same_start.value"), LOSSES, index=LOSSES.index(current), key=key, horizontal=True)
+        return st.radio(t("same_start.value"), LOSSES, index=LOSSES.index(current), key=key, horizontal=True,
+                        format_func=lambda loss: value_text("loss", loss))  # fmt: skip
     meta = bounds(name)
     step = 1 if meta["integer"] else None
     fmt = None if meta["integer"] else "%.4g"
@@ -52,5 +53,10 @@ def _train(ws: Workspace, run: RunInfo, name: str, value) -> None:
         return
     set_widgets(settings)
     ws.start()
-    change = f"{t(f'settings.{name}')} {format_value(getattr(run.settings, name))} → {format_value(value)}"
+    change = f"{t(f'settings.{name}')} {value_text(name, getattr(run.settings, name))} → {value_text(name, value)}"
     flash("success", t("same_start.started", name=run.name, change=change))
+
+
+def value_text(name: str, value) -> str:
+    """A setting's value as the sidebar names it: "guide's loss", not the id ``guide``."""
+    return t(f"runs.loss_{value}") if name == "loss" else format_value(value)

@@ -105,9 +105,9 @@ def _dataset_changed(ws: Workspace) -> None:
 
 def _presets(ws: Workspace) -> None:
     names = {name: t(f"preset.{name}") for name in PRESETS}
-    left, right = st.columns([3, 2], vertical_alignment="bottom")
-    left.selectbox(t("preset.label"), list(names), format_func=names.get, key="preset")
-    right.button(t("preset.apply"), on_click=_apply_preset, args=(ws,), key="preset_apply", width="stretch")
+    # One under the other: beside a button the sidebar cut the names to "Worth explorin".
+    st.selectbox(t("preset.label"), list(names), format_func=names.get, key="preset")
+    st.button(t("preset.apply"), on_click=_apply_preset, args=(ws,), key="preset_apply", width="stretch")
     if st.session_state.get(WIDGETS["loss"]) == "guide" and _is_number(st.session_state.get(WIDGETS["kl_weight"])) \
             and st.session_state[WIDGETS["kl_weight"]] >= 0.5:  # fmt: skip
         st.info(t("preset.guide_note"))
