@@ -103,6 +103,11 @@ class Server:
         self.log.close()
 
 
+def start_button(page):
+    """The training button, whatever it reads ("Start training", "Train 10 more epochs", ...)."""
+    return page.locator(".st-key-start button")
+
+
 def launch_chromium(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 

@@ -22,6 +22,7 @@ from tests.browser import (
     copy_screenshot,
     launch_chromium,
     require_chromium,
+    start_button,
 )
 from tests.support import wait_for
 
@@ -48,7 +49,7 @@ def page(server):
         browser = launch_chromium(playwright)
         tab = browser.new_page(viewport={"width": 1440, "height": 1800})
         tab.goto(server.url)
-        tab.get_by_role("button", name="Start training").wait_for(timeout=90_000)
+        start_button(tab).wait_for(timeout=90_000)
         yield tab
         browser.close()
 
@@ -99,7 +100,7 @@ def test_1_page_loads_without_an_exception(page):
 
 def test_2_start_training_makes_the_loss_chart_grow(page):
     set_number(page, "Epochs", 1000)  # long enough to watch, stopped by test 5
-    page.get_by_role("button", name="Start training").click()
+    start_button(page).click()
     wait_for(lambda: points(page) > 0, 60, "the loss chart never appeared")
     changes, last, started = 0, points(page), time.monotonic()
     while time.monotonic() - started < 4.0:
@@ -157,7 +158,7 @@ def test_4_moving_z0_changes_the_decoded_image_while_training(page):
 
 def test_5_stop_training_stops_the_chart(page):
     page.get_by_role("button", name="Stop training").click()
-    wait_for(lambda: page.get_by_role("button", name="Start training").is_enabled(), 10, "training did not stop")
+    wait_for(lambda: start_button(page).is_enabled(), 10, "training did not stop")
     time.sleep(1.0)
     settled = points(page)
     time.sleep(2.0)

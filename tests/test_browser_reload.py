@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.browser import ARTIFACTS, POINTS_JS, Server, launch_chromium, require_chromium
+from tests.browser import ARTIFACTS, POINTS_JS, Server, launch_chromium, require_chromium, start_button
 from tests.support import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -47,11 +47,11 @@ def test_a_reload_mid_training_brings_back_the_training_its_curve_and_settings(s
         page = browser.new_page(viewport={"width": 1400, "height": 1400})
         try:
             page.goto(server.url)
-            page.get_by_role("button", name="Start training").wait_for(timeout=90_000)
+            start_button(page).wait_for(timeout=90_000)
             set_number(page, "Latent size", 5)
             set_number(page, "KL weight", 0.5)
             set_number(page, "Epochs", 1000)
-            page.get_by_role("button", name="Start training").click()
+            start_button(page).click()
             wait_for(lambda: page.evaluate(POINTS_JS) > 5, 60, "the chart did not grow")
             address = page.url
             assert "ws=" in address
@@ -59,7 +59,7 @@ def test_a_reload_mid_training_brings_back_the_training_its_curve_and_settings(s
 
             started = time.monotonic()
             page.reload()
-            page.get_by_role("button", name="Start training").wait_for(timeout=90_000)
+            start_button(page).wait_for(timeout=90_000)
             wait_for(lambda: page.evaluate(POINTS_JS) > 5, 60, "the curve did not come back")
             wait_for(lambda: epoch_now(page) > epoch, 60, "training did not go on after the reload")
             print(f"curve back and training on {time.monotonic() - started:.1f} s after the reload")
@@ -69,7 +69,7 @@ def test_a_reload_mid_training_brings_back_the_training_its_curve_and_settings(s
 
             other = browser.new_context(viewport={"width": 1400, "height": 1400}).new_page()  # another browser
             other.goto(address)
-            other.get_by_role("button", name="Start training").wait_for(timeout=90_000)
+            start_button(other).wait_for(timeout=90_000)
             wait_for(lambda: other.evaluate(POINTS_JS) > 5, 60, "the same address elsewhere shows no curve")
             assert other.get_by_label("Latent size", exact=True).input_value() == "5"
             other.context.close()

@@ -30,6 +30,7 @@ from tests.browser import (
     copy_screenshot,
     free_port,
     require_chromium,
+    start_button,
 )
 from tests.support import wait_for
 
@@ -139,7 +140,7 @@ def open_page(browser, server, **context):
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.errors = errors
     page.goto(server.url)
-    page.get_by_role("button", name="Start training").wait_for(timeout=90_000)
+    start_button(page).wait_for(timeout=90_000)
     return page
 
 
@@ -258,7 +259,8 @@ SEVEN = [
 
 
 def test_1_a_short_run_trains_the_model(page):
-    page.get_by_role("button", name="Start training").click()
+    set_number(page, "Epochs", 10)  # the page opens on a run long enough to watch: these tests need a short one
+    start_button(page).click()
     wait_for(lambda: page.get_by_text("Finished").count() > 0, 120, "the first run did not finish")
 
 
@@ -345,7 +347,7 @@ def test_6_the_drawing_outlives_a_tab_switch_and_clear_always_clears(page, brows
 def test_7_while_another_session_trains(page, browser, server):
     other = open_page(browser, server)
     set_number(other, "Epochs", 1000)
-    other.get_by_role("button", name="Start training").click()
+    start_button(other).click()
     wait_for(lambda: other.get_by_text("Training").count() > 0, 60, "the other session did not start")
     time.sleep(2.0)
     root = open_tab(page, "Explore", EXPLORE)
@@ -354,7 +356,7 @@ def test_7_while_another_session_trains(page, browser, server):
     root.get_by_role("button", name="Clear").click()
     stroke = draw_stroke(browser, page, root, SEVEN)
     other.get_by_role("button", name="Stop training").click()
-    wait_for(lambda: other.get_by_role("button", name="Start training").is_enabled(), 20, "it did not stop")
+    wait_for(lambda: start_button(other).is_enabled(), 20, "it did not stop")
     other.context.close()
     keep("slider_drag_while_another_trains", drag)
     keep("stroke_while_another_trains", stroke)
@@ -365,7 +367,7 @@ def test_7_while_another_session_trains(page, browser, server):
 def test_8_the_image_follows_new_weights_while_training(page):
     set_number(page, "Epochs", 1000)
     root = open_tab(page, "Explore", EXPLORE)
-    page.get_by_role("button", name="Start training").click()
+    start_button(page).click()
     wait_for(lambda: len(root.evaluate(METRICS_JS)["weights"]) >= 2, 60, "no new weights arrived")
     # Sample the image for a fixed code every 50 ms for 8 s: the trainer publishes every 0.2 s, so the
     # longest gap between two changes bounds the time from a new version to a changed image.
@@ -385,7 +387,7 @@ def test_8_the_image_follows_new_weights_while_training(page):
     weights = root.evaluate(METRICS_JS)["weights"]
     busy = page.evaluate("() => { window.__longTasks.disconnect(); return window.__busy; }")
     page.get_by_role("button", name="Stop training").click()
-    wait_for(lambda: page.get_by_role("button", name="Start training").is_enabled(), 20, "training did not stop")
+    wait_for(lambda: start_button(page).is_enabled(), 20, "training did not stop")
     gaps = np.diff(changes)
     lags = [w["lagMs"] for w in weights[1:]]
     keep("weights_while_training", {"image_changes_in_8s": len(changes), "max_gap_ms": round(float(gaps.max()), 1),

@@ -7,7 +7,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 
-from tests.browser import Server, launch_chromium, require_chromium
+from tests.browser import Server, launch_chromium, require_chromium, start_button
 from tests.support import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -27,7 +27,7 @@ def _open(browser, url: str):
     context = browser.new_context(viewport={"width": 1400, "height": 1200})
     page = context.new_page()
     page.goto(url)
-    page.get_by_role("button", name="Start training").wait_for(timeout=90_000)
+    start_button(page).wait_for(timeout=90_000)
     return context, page
 
 
@@ -56,7 +56,7 @@ def test_a_copied_link_gives_the_same_sidebar_and_identical_loss_records(server)
             assert page.get_by_label("Intermediate size", exact=True).input_value() == "32"
             assert page.get_by_label("Seed", exact=True).input_value() == "9"
         for page in (first, second):
-            page.get_by_role("button", name="Start training").click()
+            start_button(page).click()
         histories = wait_for(lambda: len(h := _finished_histories(server.runs_dir)) == 2 and h, 240, "runs missing")
         first_context.close(), second_context.close()
         browser.close()

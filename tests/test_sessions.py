@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.browser import POINTS_JS, Server, launch_chromium, require_chromium
+from tests.browser import POINTS_JS, Server, launch_chromium, require_chromium, start_button
 from tests.support import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -29,7 +29,7 @@ def open_page(browser, url: str):
     context = browser.new_context(viewport={"width": 1400, "height": 1400})
     page = context.new_page()
     page.goto(url)
-    page.get_by_role("button", name="Start training").wait_for(timeout=90_000)
+    start_button(page).wait_for(timeout=90_000)
     return context, page
 
 
@@ -57,7 +57,7 @@ def test_sessions_are_isolated_capped_fast_for_newcomers_and_cleaned_up(server):
         set_number(second, "Latent size", 3)
         for page in (first, second):
             set_number(page, "Epochs", 1000)
-            page.get_by_role("button", name="Start training").click()
+            start_button(page).click()
         for page in (first, second):
             wait_for(lambda p=page: p.evaluate(POINTS_JS) > 3, 60, "a session's chart did not grow")
             assert "Training" in progress_text(page)
@@ -80,9 +80,9 @@ def test_sessions_are_isolated_capped_fast_for_newcomers_and_cleaned_up(server):
 
         # A third training is over the cap of two: it is queued, and says so.
         set_number(third, "Epochs", 1)
-        third.get_by_role("button", name="Start training").click()
+        start_button(third).click()
         wait_for(lambda: "Queued" in progress_text(third), 20, "the third training was not queued")
-        third.get_by_text("number 1 in the queue").wait_for(timeout=10_000)
+        third.get_by_text("You are number 1 in the queue").wait_for(timeout=10_000)
         third.get_by_text("2 training now, 1 waiting").wait_for(timeout=10_000)
 
         # Everyone leaves: workers stop, threads go back, the server falls idle.
@@ -102,7 +102,7 @@ def test_sessions_are_isolated_capped_fast_for_newcomers_and_cleaned_up(server):
     with sync_playwright() as playwright:
         browser = launch_chromium(playwright)
         context, page = open_page(browser, server.url)
-        page.get_by_role("button", name="Start training").click()
+        start_button(page).click()
         wait_for(lambda: not server_is_idle(server), 30, "training did not start")
         context.close()
         browser.close()
