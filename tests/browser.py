@@ -105,7 +105,8 @@ class Server:
 
 def start_button(page):
     """The training button, whatever it reads ("Start training", "Train 10 more epochs", ...)."""
-    return page.locator(".st-key-start button")
+    # During a rerun Streamlit can keep the old element, hidden, beside the new one for a while.
+    return page.locator(".st-key-start button:visible").first
 
 
 def launch_chromium(playwright):
