@@ -311,7 +311,9 @@ class Trainer:
                 before()
             self.warm_up()
 
-        self._warming = threading.Thread(target=work, name="playground-warm-up", daemon=True)
+        # Not a daemon: a process that exits mid-compile would abort inside TensorFlow ("terminate
+        # called ..."), so exiting waits the second or two a compile takes.
+        self._warming = threading.Thread(target=work, name="playground-warm-up", daemon=False)
         self._warming.start()
 
     @property
