@@ -585,15 +585,24 @@ def test_the_uploaders_own_texts_are_translated(app):
         assert marker in source, f"Streamlit's uploader changed: {marker!r} is gone; update i18n._UPLOADER_TEXTS"
 
 
-FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist package
-
-
-@pytest.mark.slow  # loads 70,000 pictures
-@pytest.mark.skipif(not FASHION_DIR.exists(), reason="Debian's dataset-fashion-mnist is not installed")
+@pytest.mark.slow  # trains nothing, but builds two models and loads two datasets
 def test_a_new_dataset_brings_its_own_watchable_epochs_and_words(monkeypatch, tmp_path):
-    from playground.config import epochs_for
+    import dataclasses
 
-    monkeypatch.setenv("PLAYGROUND_SOURCE", "auto")  # MNIST: the bundled sample here; Fashion-MNIST: Debian's
+    from playground.config import epochs_for
+    from playground.data import load_dataset
+
+    # No network and no Debian package needed: MNIST is the bundled sample, "Fashion-MNIST" a
+    # same-shaped stand-in of another size (a source string of its own keeps the server cache apart).
+    def loader(name, source):
+        bundled = load_dataset("mnist", "bundled")
+        if name == "mnist":
+            return bundled
+        more = np.concatenate([bundled.x_train, bundled.x_train])  # 9,000 training pictures
+        return dataclasses.replace(bundled, name=name, x_train=more, y_train=np.concatenate([bundled.y_train] * 2))
+
+    monkeypatch.setattr("playground.ui.state.load_dataset", loader)
+    monkeypatch.setenv("PLAYGROUND_SOURCE", f"stand-in:{tmp_path}")
     monkeypatch.setenv("PLAYGROUND_RUNS_DIR", str(tmp_path / "runs"))
     at = AppTest.from_file(APP, default_timeout=180)
     at.run()
@@ -601,7 +610,7 @@ def test_a_new_dataset_brings_its_own_watchable_epochs_and_words(monkeypatch, tm
     assert any(img.captions[0].startswith("Test digits") for img in at.image)
     at.selectbox(key="set_dataset").set_value("fashion_mnist").run()
     assert not at.exception and at.session_state["workspace"].dataset.name == "fashion_mnist"
-    assert number(at, "Epochs").value == epochs_for(60_000, 64) == 32
+    assert number(at, "Epochs").value == epochs_for(9_000, 64) != epochs_for(4_500, 64)
     assert any(img.captions[0].startswith("Test pictures of clothes") for img in at.image)
     at.session_state["workspace"].close()
 
