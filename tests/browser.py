@@ -109,6 +109,23 @@ def start_button(page):
     return page.locator(".st-key-start button:visible").first
 
 
+def set_number(page, label: str, value, settle: float = 0.5) -> None:
+    """Type ``value`` into the number input labelled ``label`` and press Enter; wait ``settle`` s for the rerun."""
+    field = page.get_by_label(label, exact=True)
+    field.fill(str(value))
+    field.press("Enter")
+    time.sleep(settle)
+
+
+def open_context(browser, url: str, height: int = 1400):
+    """A new browser context (its own session) on ``url``, once the page is ready: (context, page)."""
+    context = browser.new_context(viewport={"width": 1400, "height": height})
+    page = context.new_page()
+    page.goto(url)
+    start_button(page).wait_for(timeout=90_000)
+    return context, page
+
+
 def launch_chromium(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 

@@ -6,8 +6,11 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from playground.data import Dataset, load_dataset
 
@@ -72,3 +75,21 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     setattr(item, f"rep_{report.when}", report)
+
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+@pytest.fixture
+def app(monkeypatch, tmp_path):
+    """The page in AppTest, on the bundled sample, with its own runs folder."""
+    monkeypatch.setenv("PLAYGROUND_SOURCE", "bundled")
+    monkeypatch.setenv("PLAYGROUND_RUNS_DIR", str(tmp_path / "runs"))
+    # AppTest's sessions are not the server's: a janitor left by another test would close this one after 20 s.
+    monkeypatch.setattr("playground.jobs.ABANDON_SECONDS", 3600.0)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    yield at
+    if "workspace" in at.session_state:
+        at.session_state["workspace"].stop(wait=True)

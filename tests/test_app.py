@@ -15,23 +15,8 @@ from streamlit.testing.v1 import AppTest
 from playground.config import Settings
 from playground.model_files import save_vae
 from playground.models import build_vae
+from tests.conftest import APP
 from tests.support import wait_for
-
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
-
-
-@pytest.fixture
-def app(monkeypatch, tmp_path):
-    monkeypatch.setenv("PLAYGROUND_SOURCE", "bundled")
-    monkeypatch.setenv("PLAYGROUND_RUNS_DIR", str(tmp_path / "runs"))
-    # AppTest's sessions are not the server's: a janitor left by another test would close this one after 20 s.
-    monkeypatch.setattr("playground.jobs.ABANDON_SECONDS", 3600.0)
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    yield at
-    if "workspace" in at.session_state:
-        at.session_state["workspace"].stop(wait=True)
 
 
 def open_tab(at: AppTest, tab_id: str) -> AppTest:

@@ -3,29 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from streamlit.testing.v1 import AppTest
 
-from playground import jobs
 from playground.config import Settings
 from playground.model_files import save_vae
 from playground.models import build_vae
 from tests.test_app import APP, button, number, open_tab, png_bytes, wait_until_idle
 from tests.test_imaging import photo_of
-
-
-@pytest.fixture
-def app(monkeypatch, tmp_path):
-    # Between AppTest runs no session looks alive to the janitor: keep it from closing the workspace.
-    monkeypatch.setattr(jobs, "ABANDON_SECONDS", 3600.0)
-    monkeypatch.setenv("PLAYGROUND_SOURCE", "bundled")
-    monkeypatch.setenv("PLAYGROUND_RUNS_DIR", str(tmp_path / "runs"))
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    yield at
-    if "workspace" in at.session_state:
-        at.session_state["workspace"].stop(wait=True)
 
 
 def watch_whole_page_requests(monkeypatch) -> list[bool]:

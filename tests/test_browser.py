@@ -22,6 +22,7 @@ from tests.browser import (
     copy_screenshot,
     launch_chromium,
     require_chromium,
+    set_number,
     start_button,
 )
 from tests.support import wait_for
@@ -82,13 +83,6 @@ def save_screenshot(page, name: str, height: int = 1250) -> None:
     page.screenshot(path=str(shot), clip={"x": 0, "y": 0, "width": 1440, "height": height})
     if os.environ.get(SCREENSHOT_ENV):
         copy_screenshot(shot, ROOT / "assets" / f"{name}.png")
-
-
-def set_number(page, label: str, value: int) -> None:
-    field = page.get_by_label(label, exact=True)
-    field.fill(str(value))
-    field.press("Enter")
-    time.sleep(0.5)
 
 
 def test_1_page_loads_without_an_exception(page):

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.browser import ARTIFACTS, POINTS_JS, Server, launch_chromium, require_chromium, start_button
+from tests.browser import ARTIFACTS, POINTS_JS, Server, launch_chromium, require_chromium, set_number, start_button
 from tests.support import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -20,13 +20,6 @@ def server(tmp_path_factory):
     running = Server(tmp_path_factory.mktemp("runs"), PLAYGROUND_ABANDON_SECONDS="20")
     yield running
     running.stop()
-
-
-def set_number(page, label: str, value) -> None:
-    field = page.get_by_label(label, exact=True)
-    field.fill(str(value))
-    field.press("Enter")
-    time.sleep(1.0)
 
 
 def progress_text(page) -> str:
@@ -48,9 +41,9 @@ def test_a_reload_mid_training_brings_back_the_training_its_curve_and_settings(s
         try:
             page.goto(server.url)
             start_button(page).wait_for(timeout=90_000)
-            set_number(page, "Latent size", 5)
-            set_number(page, "KL weight", 0.5)
-            set_number(page, "Epochs", 1000)
+            set_number(page, "Latent size", 5, settle=1.0)
+            set_number(page, "KL weight", 0.5, settle=1.0)
+            set_number(page, "Epochs", 1000, settle=1.0)
             start_button(page).click()
             wait_for(lambda: page.evaluate(POINTS_JS) > 5, 60, "the chart did not grow")
             address = page.url

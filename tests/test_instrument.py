@@ -30,6 +30,7 @@ from tests.browser import (
     copy_screenshot,
     free_port,
     require_chromium,
+    set_number,
     start_button,
 )
 from tests.support import wait_for
@@ -149,13 +150,6 @@ def page(browser, server):
     tab = open_page(browser, server)
     yield tab
     assert not tab.errors, f"errors in the page: {tab.errors}"
-
-
-def set_number(page, label: str, value: int) -> None:
-    field = page.get_by_label(label, exact=True)
-    field.fill(str(value))
-    field.press("Enter")
-    time.sleep(0.5)
 
 
 def open_tab(page, name: str, root: str):

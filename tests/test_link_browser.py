@@ -7,7 +7,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 
-from tests.browser import Server, launch_chromium, require_chromium, start_button
+from tests.browser import Server, launch_chromium, open_context, require_chromium, start_button
 from tests.support import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -21,14 +21,6 @@ def server(tmp_path_factory):
     running.runs_dir = runs_dir
     yield running
     running.stop()
-
-
-def _open(browser, url: str):
-    context = browser.new_context(viewport={"width": 1400, "height": 1200})
-    page = context.new_page()
-    page.goto(url)
-    start_button(page).wait_for(timeout=90_000)
-    return context, page
 
 
 def _finished_histories(runs_dir) -> list[list]:
@@ -45,12 +37,14 @@ def test_a_copied_link_gives_the_same_sidebar_and_identical_loss_records(server)
 
     with sync_playwright() as playwright:
         browser = launch_chromium(playwright)
-        first_context, first = _open(browser, f"{server.url}/?loss=elbo&latent=2&hidden=32&epochs=2&seed=9")
+        first_context, first = open_context(
+            browser, f"{server.url}/?loss=elbo&latent=2&hidden=32&epochs=2&seed=9", height=1200
+        )
         wait_for(lambda: "lr=" in first.url, 20, "the page did not write its settings into the address")
         params = [(key, value) for key, value in parse_qsl(urlsplit(first.url).query) if key != "ws"]
         assert dict(params)["latent"] == "2" and dict(params)["batch"] == "64"
         copied = f"{server.url}/?{urlencode(params)}"  # the link a learner shares (their runs folder left out)
-        second_context, second = _open(browser, copied)
+        second_context, second = open_context(browser, copied, height=1200)
         for page in (first, second):
             assert page.get_by_label("Latent size", exact=True).input_value() == "2"
             assert page.get_by_label("Intermediate size", exact=True).input_value() == "32"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.test_app import app, button, number, wait_until_idle  # noqa: F401  (app is a fixture)
+from tests.test_app import button, number, wait_until_idle
 
 
 def test_a_diverged_run_says_which_weights_it_kept_and_reset_clears_it(app):  # noqa: F811

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.browser import POINTS_JS, Server, launch_chromium, require_chromium, start_button
+from tests.browser import POINTS_JS, Server, launch_chromium, open_context, require_chromium, set_number, start_button
 from tests.support import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -25,21 +25,6 @@ def server(tmp_path_factory):
     running.stop()
 
 
-def open_page(browser, url: str):
-    context = browser.new_context(viewport={"width": 1400, "height": 1400})
-    page = context.new_page()
-    page.goto(url)
-    start_button(page).wait_for(timeout=90_000)
-    return context, page
-
-
-def set_number(page, label: str, value: int) -> None:
-    field = page.get_by_label(label, exact=True)
-    field.fill(str(value))
-    field.press("Enter")
-    time.sleep(0.8)
-
-
 def progress_text(page) -> str:
     return page.locator('[data-testid="stProgress"]').first.inner_text()
 
@@ -49,14 +34,14 @@ def test_sessions_are_isolated_capped_fast_for_newcomers_and_cleaned_up(server):
 
     with sync_playwright() as playwright:
         browser = launch_chromium(playwright)
-        first_context, first = open_page(browser, server.url)
+        first_context, first = open_context(browser, server.url)
         time.sleep(2)
 
         # Two people train different models at once.
-        second_context, second = open_page(browser, server.url)
-        set_number(second, "Latent size", 3)
+        second_context, second = open_context(browser, server.url)
+        set_number(second, "Latent size", 3, settle=0.8)
         for page in (first, second):
-            set_number(page, "Epochs", 1000)
+            set_number(page, "Epochs", 1000, settle=0.8)
             start_button(page).click()
         for page in (first, second):
             wait_for(lambda p=page: p.evaluate(POINTS_JS) > 3, 60, "a session's chart did not grow")
@@ -70,7 +55,7 @@ def test_sessions_are_isolated_capped_fast_for_newcomers_and_cleaned_up(server):
 
         # A newcomer gets a working page quickly while both train.
         started = time.monotonic()
-        third_context, third = open_page(browser, server.url)
+        third_context, third = open_context(browser, server.url)
         ready = time.monotonic() - started
         print(f"newcomer's page ready in {ready:.1f} s with two sessions training")
         assert ready < 20
@@ -79,7 +64,7 @@ def test_sessions_are_isolated_capped_fast_for_newcomers_and_cleaned_up(server):
         third.get_by_text("trainable parameters").first.wait_for(timeout=20_000)
 
         # A third training is over the cap of two: it is queued, and says so.
-        set_number(third, "Epochs", 1)
+        set_number(third, "Epochs", 1, settle=0.8)
         start_button(third).click()
         wait_for(lambda: "Queued" in progress_text(third), 20, "the third training was not queued")
         third.get_by_text("You are number 1 in the queue").wait_for(timeout=10_000)
@@ -93,7 +78,7 @@ def test_sessions_are_isolated_capped_fast_for_newcomers_and_cleaned_up(server):
     wait_for(lambda: server_is_idle(server), ABANDON_SECONDS + 40, "training went on after its session closed")
     with sync_playwright() as playwright:  # the server's own count of workers, as a visitor sees it
         browser = launch_chromium(playwright)
-        context, page = open_page(browser, server.url)
+        context, page = open_context(browser, server.url)
         page.get_by_text("0 training now, 0 waiting (at most 2 at once)").wait_for(timeout=10_000)
         context.close()
         browser.close()
@@ -101,7 +86,7 @@ def test_sessions_are_isolated_capped_fast_for_newcomers_and_cleaned_up(server):
     # Another round of visitors leaves no more threads behind than the first.
     with sync_playwright() as playwright:
         browser = launch_chromium(playwright)
-        context, page = open_page(browser, server.url)
+        context, page = open_context(browser, server.url)
         start_button(page).click()
         wait_for(lambda: not server_is_idle(server), 30, "training did not start")
         context.close()
