@@ -85,6 +85,23 @@ def masked_losses(model, images, mask, epsilon, loss_kind: str, kl_weight) -> St
     return StepLosses(reconstruction + kl_weight * kl_mean, reconstruction, kl_mean, kl_per_dim)
 
 
+def batch_gradients(
+    model, variables: StepVariables, x_train, indices, sizes, i, *, loss_kind: str, seed: int
+) -> tuple[StepLosses, list]:
+    """Batch ``i`` of an epoch plan: its masked losses and their gradients for the model's weights.
+
+    ``indices`` [S, B] holds each batch's row numbers in ``x_train`` [N, 784] and
+    ``sizes`` [S] its real rows (the last batch is padded and masked).
+    """
+    batch_size = tf.shape(indices)[1]
+    images = tf.gather(x_train, indices[i])  # [B, 784]
+    mask = tf.cast(tf.range(batch_size) < sizes[i], tf.float32)  # [B]
+    epsilon = step_noise(seed, variables.steps_taken, batch_size, model.latent_dim)
+    with tf.GradientTape() as tape:
+        losses = masked_losses(model, images, mask, epsilon, loss_kind, variables.kl_weight_now())
+    return losses, tape.gradient(losses.loss, model.trainable_variables)
+
+
 def train_chunk(
     model, optimizer, variables: StepVariables, x_train, indices, sizes, start, count, *, loss_kind: str, seed: int
 ) -> ChunkResult:
@@ -97,20 +114,15 @@ def train_chunk(
     update show up as the next step's loss).
     """
     weights = model.trainable_variables
-    batch_size = tf.shape(indices)[1]
-    latent_dim = model.latent_dim
-    sums = (tf.constant(0.0), tf.constant(0.0), tf.constant(0.0), tf.zeros([latent_dim]))
+    sums = (tf.constant(0.0), tf.constant(0.0), tf.constant(0.0), tf.zeros([model.latent_dim]))
     steps, diverged = tf.constant(0), tf.constant(False)
     # A while loop, not ``for i in tf.range``: XLA would take the range's bounds as
     # compile-time constants and recompile for every new (start, count).
     i = start
     while i < start + count:
-        images = tf.gather(x_train, indices[i])  # [B, 784]
-        mask = tf.cast(tf.range(batch_size) < sizes[i], tf.float32)  # [B]
-        epsilon = step_noise(seed, variables.steps_taken, batch_size, latent_dim)
-        with tf.GradientTape() as tape:
-            losses = masked_losses(model, images, mask, epsilon, loss_kind, variables.kl_weight_now())
-        gradients = tape.gradient(losses.loss, weights)
+        losses, gradients = batch_gradients(
+            model, variables, x_train, indices, sizes, i, loss_kind=loss_kind, seed=seed
+        )
         if not tf.math.is_finite(losses.loss):
             diverged = tf.constant(True)
             break
@@ -151,17 +163,12 @@ def train_chunk_fast(
     costs one pass over the weights.
     """
     weights = model.trainable_variables
-    batch_size = tf.shape(indices)[1]
-    latent_dim = model.latent_dim
-    sums = (tf.constant(0.0), tf.constant(0.0), tf.constant(0.0), tf.zeros([latent_dim]))
+    sums = (tf.constant(0.0), tf.constant(0.0), tf.constant(0.0), tf.zeros([model.latent_dim]))
     i = start
     while i < start + count:  # bounds are tensors: one compiled loop serves every chunk
-        images = tf.gather(x_train, indices[i])  # [B, 784]
-        mask = tf.cast(tf.range(batch_size) < sizes[i], tf.float32)  # [B]
-        epsilon = step_noise(seed, variables.steps_taken, batch_size, latent_dim)
-        with tf.GradientTape() as tape:
-            losses = masked_losses(model, images, mask, epsilon, loss_kind, variables.kl_weight_now())
-        gradients = tape.gradient(losses.loss, weights)
+        losses, gradients = batch_gradients(
+            model, variables, x_train, indices, sizes, i, loss_kind=loss_kind, seed=seed
+        )
         variables.steps_taken.assign_add(1.0)
         adam_update(optimizer, weights, gradients, variables.steps_taken)  # the count after this step
         sums = tuple(total + term for total, term in zip(sums, losses))
