@@ -250,7 +250,8 @@ class WorkerPool:
         try:
             worker = self._new()
         except Exception:
-            log.exception("a training worker did not start")
+            if not self._closed:  # at exit, a worker still starting is ended on purpose
+                log.exception("a training worker did not start")
             worker = None
         with self._lock:
             self._starting -= 1
@@ -436,6 +437,7 @@ class RemoteTrainer:
         self.control = Control()
         self.history = History()
         self.compiler = "graph"
+        self.worker_pid: int | None = None  # the process running this model's training, while it runs
         self._lock = threading.Lock()
         self._steps_per_epoch_rows = int(data.x_train.shape[0])
         self.reset()
@@ -541,6 +543,7 @@ class RemoteTrainer:
             self._progress.target_epoch = self._progress.epoch + self.settings.epochs
         holds = (self.settings.model_key(), self.data_key)
         worker = self.workers.checkout(holds)
+        self.worker_pid = worker.pid
         started_weights = (*self.weights(), self._progress.step)
         received: int | None = None  # the step of the last weights received in this run
         try:
