@@ -404,8 +404,9 @@ def key_of(data: TrainingData) -> str:
 class TrainingCrashed(RuntimeError):
     """A worker ended in the middle of a job (the model went back to the last weights received)."""
 
-    def __init__(self, how: str, kept_step: int | None):
-        self.how = how
+    def __init__(self, exitcode: int | None, kept_step: int | None):
+        self.exitcode = exitcode  # negative: the signal that ended it; None: the pipe broke
+        how = how_it_ended(exitcode)
         self.kept_step = kept_step  # None: the weights the model had before this run
         kept = ("the weights it had when this run started" if kept_step is None
                 else f"the weights from step {kept_step:,}, the last copy the server received")  # fmt: skip
@@ -584,7 +585,7 @@ class RemoteTrainer:
         except WorkerDied as died:
             self.workers.discard(worker)
             self._fall_back(started_weights, received)
-            raise TrainingCrashed(how_it_ended(died.exitcode), received) from None
+            raise TrainingCrashed(died.exitcode, received) from None
 
     def _take_update(self, message: Update, on_update) -> None:
         self.history.append(message.record, message.kl_per_dim)

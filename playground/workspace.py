@@ -29,6 +29,7 @@ from playground.jobs import Supervisor, TrainingJob
 from playground.models import VariationalAutoEncoder, build_vae
 from playground.runs import new_run_folder, prune_runs, read_history, read_model, read_run_info, write_run
 from playground.training import RunResult, TrainingData
+from playground.workers import TrainingCrashed
 
 log = logging.getLogger("playground")
 
@@ -64,6 +65,7 @@ class Status:
     result: RunResult | None
     error: str | None
     save_error: str | None  # the run trained but could not be kept on disk
+    crash: TrainingCrashed | None = None  # its worker process died: how, and the weights the model kept
 
     @property
     def active(self) -> bool:
@@ -233,6 +235,7 @@ class Workspace:
             result=job.result if job is not None else None,
             error=job.error if job is not None else None,
             save_error=job.save_error if job is not None else None,
+            crash=job.crash if job is not None else None,
         )
 
     # runs and the current model on disk

@@ -177,3 +177,40 @@ def test_no_worker_or_shared_memory_outlives_the_server(tmp_path, how):
 def _our_shared_memory() -> set[str]:
     """Segments Python's multiprocessing makes (semaphores, shared_memory blocks), not other programs'."""
     return {name for name in os.listdir("/dev/shm") if name.startswith(("sem.mp-", "psm_", "mp-"))}
+
+
+def _worker_rss(pids) -> dict[int, float]:
+    from playground.worker_core import rss_mb
+
+    return {pid: rss_mb(pid) for pid in pids}
+
+
+@pytest.mark.slow
+def test_thirty_model_shapes_leave_the_server_flat_and_the_workers_within_their_limit(loaded, supervisor, tmp_path):
+    """Issue 11: a server that trained in threads grew about 22 MB per new model shape, for good."""
+    from playground.worker_core import rss_mb
+    from playground.workers import pool
+
+    shapes = [(latent, hidden) for hidden in (8, 16, 24, 32, 40, 48) for latent in (2, 3, 4, 5, 6)]
+    ws = workspace(loaded, supervisor, SETTINGS.replace(latent_dim=1, intermediate_dim=8, epochs=1), tmp_path)
+    figures = []  # runs and the current model are saved, as in the app
+
+    def train(latent: int, hidden: int) -> None:
+        ws.switch(SETTINGS.replace(latent_dim=latent, intermediate_dim=hidden, epochs=1))
+        ws.start()
+        wait_for(lambda: not ws.training, 180, f"784-{hidden}-{latent} did not finish")
+        assert ws.status().state == "finished"
+        ws.refresh().decode(np.zeros((1, latent)))  # the page's use of the model
+        workers = _worker_rss(pool().pids())
+        figures.append((rss_mb(), max(workers.values(), default=0.0)))
+        assert all(mb <= pool().max_mb for mb in workers.values()), f"a worker passed its limit: {workers}"
+
+    train(*shapes[0])
+    first = rss_mb()
+    for shape in shapes[1:]:
+        train(*shape)
+    grown = rss_mb() - first
+    print(f"server: {first:.0f} MB after the first shape, {rss_mb():.0f} MB after {len(shapes)} (+{grown:.0f} MB); "
+          f"largest worker {max(w for _, w in figures):.0f} MB (limit {pool().max_mb} MB, "
+          f"{pool().max_models} models); workers retired: {pool().retired}")  # fmt: skip
+    assert len(set(shapes)) == 30 and grown < 150
