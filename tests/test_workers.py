@@ -214,3 +214,23 @@ def test_thirty_model_shapes_leave_the_server_flat_and_the_workers_within_their_
           f"largest worker {max(w for _, w in figures):.0f} MB (limit {pool().max_mb} MB, "
           f"{pool().max_models} models); workers retired: {pool().retired}")  # fmt: skip
     assert len(set(shapes)) == 30 and grown < 150
+
+
+@pytest.mark.slow
+def test_the_page_says_a_worker_died_how_and_which_weights_it_kept_in_both_languages(app):
+    from tests.test_app import button, number
+
+    number(app, "Epochs").set_value(1000).run()
+    button(app, "Start training").click().run()
+    ws = app.session_state["workspace"]
+    wait_for(lambda: ws.trainer.weights()[0] >= 3 and ws.status().step > 0, 120, "no weights came")
+    os.kill(ws.trainer.worker_pid, signal.SIGKILL)
+    wait_for(lambda: ws.status().state == "failed", 5, "the failure was not seen within 5 s")
+    app.run()
+    step = f"{ws.trainer.step:,}"
+    errors = [e.value for e in app.error]
+    assert any("killed by signal 9, SIGKILL" in e and f"weights from step {step}" in e for e in errors), errors
+    app.session_state["lang"] = "zh"
+    app.run()
+    assert any("被信号 9（SIGKILL）终止" in e.value and f"第 {step} 步" in e.value for e in app.error)
+    assert not app.button(key="start").disabled, "Start works again"
