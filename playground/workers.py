@@ -447,7 +447,9 @@ class RemoteTrainer:
 
     def reset(self) -> None:
         """New initial weights (same seed), a fresh optimizer, an empty history."""
-        self._set_state(TrainerState(self.settings, initial_weights(self.settings)), _Progress())
+        version = self._version() + 1 if hasattr(self, "_weights") else 0  # readers see a new version
+        self._set_state(TrainerState(self.settings, initial_weights(self.settings), weights_version=version),
+                        _Progress())  # fmt: skip
         self.history.clear()
 
     def renew(self, settings: Settings) -> None:

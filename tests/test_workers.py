@@ -234,3 +234,13 @@ def test_the_page_says_a_worker_died_how_and_which_weights_it_kept_in_both_langu
     app.run()
     assert any("被信号 9（SIGKILL）终止" in e.value and f"第 {step} 步" in e.value for e in app.error)
     assert not app.button(key="start").disabled, "Start works again"
+
+
+def test_a_reset_gives_the_page_a_new_version_of_the_initial_weights(loaded, supervisor):
+    ws = workspace(loaded, supervisor, SETTINGS.replace(epochs=1))
+    initial = ws.refresh().decode(np.zeros((1, 3)))
+    ws.start()
+    wait_for(lambda: not ws.training, 120)
+    assert not np.array_equal(ws.refresh().decode(np.zeros((1, 3))), initial)
+    ws.reset()
+    np.testing.assert_array_equal(ws.refresh().decode(np.zeros((1, 3))), initial)
