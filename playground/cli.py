@@ -21,6 +21,9 @@ def _settings_arguments(parser: argparse.ArgumentParser) -> None:
     for setting in fields():
         if setting.choices is not None:
             parser.add_argument(setting.flag, choices=setting.choices, default=setting.default)
+        elif setting.widget == "toggle":  # --conditional / --no-conditional
+            parser.add_argument(setting.flag, action=argparse.BooleanOptionalAction, default=setting.default,
+                                help=f"{setting.label} (default: {setting.show(setting.default)})")  # fmt: skip
         else:  # read as float so that Settings can refuse 2.5 epochs with a sentence, not argparse's usage line
             low, high, default = (setting.show(value) for value in (setting.low, setting.high, setting.default))
             parser.add_argument(setting.flag, type=float, default=setting.default,

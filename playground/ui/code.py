@@ -58,10 +58,15 @@ print(digits.shape)
 
 def command(ws: Workspace) -> str:
     """The terminal command that trains with the current settings: one flag per setting."""
-    flags = " ".join(f"{spec.flag} {spec.show(getattr(ws.settings, spec.name)).replace(',', '')}"
-                     if spec.choices is None else f"{spec.flag} {getattr(ws.settings, spec.name)}"
-                     for spec in fields())  # fmt: skip
-    return f"python -m playground train {flags} --out my-run"
+    return f"python -m playground train {' '.join(_flag(spec, getattr(ws.settings, spec.name)) for spec in fields())}" \
+        " --out my-run"  # fmt: skip
+
+
+def _flag(spec, value) -> str:
+    """One setting as a flag: ``--latent-dim 8``, ``--loss elbo``, ``--conditional`` / ``--no-conditional``."""
+    if spec.widget == "toggle":
+        return spec.flag if value else f"--no-{spec.flag[2:]}"
+    return f"{spec.flag} {value}" if spec.choices is not None else f"{spec.flag} {spec.show(value).replace(',', '')}"
 
 
 def render(ws: Workspace) -> None:
