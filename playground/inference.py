@@ -15,7 +15,8 @@ import numpy as np
 import tensorflow as tf
 
 from playground.config import Settings
-from playground.models import ORIGINAL_DIM, VariationalAutoEncoder, build_vae
+from playground.losses import bce_sum_per_example, kl_per_dimension
+from playground.models import CLASSES, ORIGINAL_DIM, VariationalAutoEncoder, build_vae
 
 
 class Inference:
@@ -24,17 +25,30 @@ class Inference:
     def __init__(self, settings: Settings):
         self.latent_dim = settings.latent_dim
         self.model = build_vae(settings)
+        self.classes = self.model.classes  # 0: not conditional; else encode and decode take labels [N]
         self.version: int | None = None
         # Graphs, not XLA: a single small call gains nothing from compiling.
-        self._encode = tf.function(self._encode_graph, input_signature=[tf.TensorSpec([None, ORIGINAL_DIM])])
-        self._decode = tf.function(self._decode_graph, input_signature=[tf.TensorSpec([None, self.latent_dim])])
+        labels = tf.TensorSpec([None], tf.int32)
+        self._encode = tf.function(self._encode_graph, input_signature=[tf.TensorSpec([None, ORIGINAL_DIM]), labels])
+        self._decode = tf.function(self._decode_graph,
+                                   input_signature=[tf.TensorSpec([None, self.latent_dim]), labels])  # fmt: skip
 
-    def _encode_graph(self, images):
-        x = self.model.encoder.dense_proj(images)  # [B, intermediate]
-        return self.model.encoder.dense_mean(x), self.model.encoder.dense_log_var(x)
+    def _encode_graph(self, images, labels):
+        zeros = tf.zeros([tf.shape(images)[0], self.latent_dim])  # no noise: only the mean and log-variance are used
+        z_mean, z_log_var, _ = self.model.encoder(images, epsilon=zeros, labels=labels if self.classes else None)
+        return z_mean, z_log_var
 
-    def _decode_graph(self, codes):
-        return self.model.decoder(codes)
+    def _decode_graph(self, codes, labels):
+        return self.model.decoder(codes, labels=labels) if self.classes else self.model.decoder(codes)
+
+    def _labels(self, labels, count: int) -> np.ndarray:
+        """``labels`` as int32 [count]: one label for all, or one each (0 for an unconditional model's unused input)."""
+        if labels is None:
+            return np.zeros(count, np.int32)
+        values = np.broadcast_to(np.asarray(labels, dtype=np.int32), (count,))
+        if self.classes and (values.min(initial=0) < 0 or values.max(initial=0) >= self.classes):
+            raise ValueError(f"A class must be 0 to {self.classes - 1}.")
+        return np.ascontiguousarray(values)
 
     def sync(self, version: int, weights: list[np.ndarray]) -> bool:
         """Load ``weights`` if they are newer than the ones held; True if they were loaded."""
@@ -50,57 +64,108 @@ class Inference:
 
     def load_packed(self, packed: PackedWeights) -> None:
         """Load weights that ``unpack_weights`` read (the page's copy) into this model's dense layers."""
-        if (packed.latent_dim, packed.intermediate_dim) != (self.latent_dim, self.model.intermediate_dim):
+        model = self.model
+        if (packed.latent_dim, packed.intermediate_dim, packed.hidden_layers, packed.classes) != \
+                (self.latent_dim, model.intermediate_dim, model.hidden_layers, model.classes):  # fmt: skip
             raise ValueError("These weights belong to a model of another size.")
-        self.model.decoder.dense_proj.set_weights(packed.decoder[:2])
-        self.model.decoder.dense_output.set_weights(packed.decoder[2:])
-        encoder = self.model.encoder
-        for layer, index in ((encoder.dense_proj, 0), (encoder.dense_mean, 2), (encoder.dense_log_var, 4)):
-            if packed.encoder:
-                layer.set_weights(packed.encoder[index : index + 2])
+        decoder, encoder = _dense_layers(model)
+        for index, layer in enumerate(decoder):
+            layer.set_weights(packed.decoder[2 * index : 2 * index + 2])
+        if packed.encoder:
+            for index, layer in enumerate(encoder):
+                layer.set_weights(packed.encoder[2 * index : 2 * index + 2])
         self.version = packed.version
 
-    def encode(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """[N, 28, 28] or [N, 784] images -> (z_mean, z_log_var), each [N, L]."""
+    def encode(self, images: np.ndarray, labels=None) -> tuple[np.ndarray, np.ndarray]:
+        """[N, 28, 28] or [N, 784] images -> (z_mean, z_log_var), each [N, L].
+
+        A conditional model encodes each image with its label (one for all, or [N]); without
+        labels, with the model's best guess (``best_labels``).
+        """
         flat = np.asarray(images, dtype=np.float32).reshape(-1, ORIGINAL_DIM)
-        z_mean, z_log_var = self._encode(flat)
+        if self.classes and labels is None:
+            labels = self.best_labels(flat)
+        z_mean, z_log_var = self._encode(flat, self._labels(labels, len(flat)))
         return z_mean.numpy(), z_log_var.numpy()
 
-    def decode(self, codes: np.ndarray) -> np.ndarray:
-        """[N, L] codes -> [N, 28, 28] images in [0, 1]."""
+    def decode(self, codes: np.ndarray, labels=None) -> np.ndarray:
+        """[N, L] codes -> [N, 28, 28] images in [0, 1]; a conditional model draws class ``labels`` (default 0)."""
         flat = np.asarray(codes, dtype=np.float32).reshape(-1, self.latent_dim)
-        return self._decode(flat).numpy().reshape(-1, 28, 28)
+        return self._decode(flat, self._labels(labels, len(flat))).numpy().reshape(-1, 28, 28)
 
-    def reconstruct(self, images: np.ndarray) -> np.ndarray:
+    def reconstruct(self, images: np.ndarray, labels=None) -> np.ndarray:
         """Decode each image's mean code: the model's deterministic reconstruction."""
-        return self.decode(self.encode(images)[0])
+        flat = np.asarray(images, dtype=np.float32).reshape(-1, ORIGINAL_DIM)
+        if self.classes and labels is None:
+            labels = self.best_labels(flat)
+        return self.decode(self.encode(flat, labels)[0], labels)
+
+    def class_losses(self, images: np.ndarray) -> np.ndarray:
+        """A conditional model's loss (ELBO: pixel cross-entropy + KL, at the mean code) of each image as
+        each class: [N, classes]. The lowest is the class that explains the image best."""
+        flat = np.asarray(images, dtype=np.float32).reshape(-1, ORIGINAL_DIM)
+        losses = np.empty((len(flat), self.classes), np.float32)
+        for label in range(self.classes):
+            labels = np.full(len(flat), label, np.int32)
+            z_mean, z_log_var = (t.numpy() for t in self._encode(flat, labels))
+            reconstruction = self._decode(z_mean, labels).numpy()
+            kl = np.sum(kl_per_dimension(z_mean, z_log_var), axis=-1)
+            losses[:, label] = np.asarray(bce_sum_per_example(flat, reconstruction)) + kl
+        return losses
+
+    def best_labels(self, images: np.ndarray) -> np.ndarray:
+        """The model's best guess of each image's class: the one of lowest ``class_losses`` ([N] int32)."""
+        return np.argmin(self.class_losses(images), axis=1).astype(np.int32)
+
+    def as_every_class(self, image: np.ndarray, label: int) -> np.ndarray:
+        """One image encoded with class ``label``, its mean code decoded as each class: [classes, 28, 28]."""
+        z_mean, _ = self.encode(image[None], label)
+        return self.decode(np.repeat(z_mean, self.classes, axis=0), np.arange(self.classes))
 
 
 # ---- weights for the page: the dense layers as one little-endian float32 blob ----
 WEIGHTS_MAGIC = b"VAEW"
-WEIGHTS_FORMAT = 1
-# magic, format, version, latent, intermediate, original, has_encoder, float count, crc32 of the floats
-_HEADER = struct.Struct("<4s8I")
+WEIGHTS_FORMAT = 2  # 2: deeper and conditional models (hidden layers and classes after the checksum)
+# magic, format, version, latent, intermediate, original, has_encoder, float count, crc32 of the floats,
+# hidden layers, classes (0: not conditional)
+_HEADER = struct.Struct("<4s10I")
+HEADER_BYTES = _HEADER.size  # the floats start here
 
 
 class PackedWeights(NamedTuple):
-    """The dense layers' weights as the page receives them: decoder always, encoder when asked."""
+    """The dense layers' weights as the page receives them: decoder always, encoder when asked.
+
+    With H hidden layers and C classes (0: not conditional), each layer a kernel then a bias:
+    decoder [L + C, H], [H], (H - 1) x ([H, H], [H]), [H, 784], [784];
+    encoder [784 + C, H], [H], (H - 1) x ([H, H], [H]), [H, L], [L] (mean), [H, L], [L] (log-variance).
+    """
 
     version: int
     latent_dim: int
     intermediate_dim: int
     original_dim: int
-    decoder: list[np.ndarray]  # [L, H], [H], [H, 784], [784]
-    encoder: list[np.ndarray]  # [784, H], [H], [H, L], [L], [H, L], [L]; empty when not packed
+    decoder: list[np.ndarray]
+    encoder: list[np.ndarray]  # empty when not packed
+    hidden_layers: int = 1
+    classes: int = 0
+
+
+def _dense_layers(model: VariationalAutoEncoder) -> tuple[list, list]:
+    """(decoder, encoder) Dense layers in the order ``pack_weights`` writes them (a dense model only)."""
+    if model.architecture != "dense":
+        raise ValueError("Only a dense VAE runs in the page; a convolutional one decodes on the server.")
+    encoder, decoder = model.encoder, model.decoder
+    return ([decoder.dense_proj, *decoder.deeper_proj, decoder.dense_output],
+            [encoder.dense_proj, *encoder.deeper_proj, encoder.dense_mean, encoder.dense_log_var])  # fmt: skip
 
 
 def layer_weights(model: VariationalAutoEncoder, encoder: bool = True) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """(decoder, encoder) dense kernels and biases in the order ``pack_weights`` writes them."""
-    decoder = [*model.decoder.dense_proj.get_weights(), *model.decoder.dense_output.get_weights()]
+    decoder_layers, encoder_layers = _dense_layers(model)
+    decoder = [w for layer in decoder_layers for w in layer.get_weights()]
     if not encoder:
         return decoder, []
-    layers = (model.encoder.dense_proj, model.encoder.dense_mean, model.encoder.dense_log_var)
-    return decoder, [w for layer in layers for w in layer.get_weights()]
+    return decoder, [w for layer in encoder_layers for w in layer.get_weights()]
 
 
 def pack_weights(model: VariationalAutoEncoder, version: int, encoder: bool = True) -> bytes:
@@ -111,9 +176,9 @@ def pack_weights(model: VariationalAutoEncoder, version: int, encoder: bool = Tr
     """
     decoder, encoder_parts = layer_weights(model, encoder)
     floats = np.concatenate([np.ravel(w) for w in decoder + encoder_parts]).astype("<f4").tobytes()
-    latent_dim, intermediate_dim = decoder[0].shape
-    header = _HEADER.pack(WEIGHTS_MAGIC, WEIGHTS_FORMAT, int(version) & 0xFFFFFFFF, latent_dim, intermediate_dim,
-                          decoder[3].shape[0], int(encoder), len(floats) // 4, zlib.crc32(floats))  # fmt: skip
+    header = _HEADER.pack(WEIGHTS_MAGIC, WEIGHTS_FORMAT, int(version) & 0xFFFFFFFF, model.latent_dim,
+                          model.intermediate_dim, model.original_dim, int(encoder), len(floats) // 4,
+                          zlib.crc32(floats), model.hidden_layers, model.classes)  # fmt: skip
     return header + floats
 
 
@@ -121,16 +186,22 @@ def unpack_weights(data: bytes) -> PackedWeights:
     """Read what ``pack_weights`` wrote, checking its header and checksum (a ValueError if they do not hold)."""
     if len(data) < _HEADER.size:
         raise ValueError("The weights are cut short: there is no header.")
-    magic, fmt, version, latent, hidden, original, has_encoder, count, crc = _HEADER.unpack_from(data)
+    magic, fmt, version, latent, hidden, original, has_encoder, count, crc, layers, classes = \
+        _HEADER.unpack_from(data)  # fmt: skip
     if magic != WEIGHTS_MAGIC or fmt != WEIGHTS_FORMAT:
         raise ValueError("These bytes are not packed weights of a known format.")
     floats = data[_HEADER.size :]
     if len(floats) != 4 * count or zlib.crc32(floats) != crc:
         raise ValueError("The weights are damaged: their length or checksum does not match the header.")
+    if not 1 <= layers <= 3 or classes not in (0, CLASSES):
+        raise ValueError("The weights' header names a model this app does not build.")
     values = np.frombuffer(floats, dtype="<f4")
-    shapes = [(latent, hidden), (hidden,), (hidden, original), (original,)]
+    deeper = [(hidden, hidden), (hidden,)] * (layers - 1)
+    shapes = [(latent + classes, hidden), (hidden,), *deeper, (hidden, original), (original,)]
+    decoder_count = len(shapes)
     if has_encoder:
-        shapes += [(original, hidden), (hidden,), (hidden, latent), (latent,), (hidden, latent), (latent,)]
+        shapes += [(original + classes, hidden), (hidden,), *deeper, (hidden, latent), (latent,), (hidden, latent),
+                   (latent,)]  # fmt: skip
     if sum(int(np.prod(s)) for s in shapes) != count:
         raise ValueError("The weights' sizes do not add up to the values sent.")
     arrays, offset = [], 0
@@ -138,4 +209,5 @@ def unpack_weights(data: bytes) -> PackedWeights:
         size = int(np.prod(shape))
         arrays.append(values[offset : offset + size].reshape(shape).astype(np.float32))
         offset += size
-    return PackedWeights(version, latent, hidden, original, arrays[:4], arrays[4:])
+    return PackedWeights(version, latent, hidden, original, arrays[:decoder_count], arrays[decoder_count:], layers,
+                         classes)  # fmt: skip

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from playground.inference import pack_weights
+from playground.inference import HEADER_BYTES, pack_weights
 from playground.ui.i18n import item_name, language, t
 from playground.workspace import Workspace
 
@@ -72,7 +72,7 @@ def _weights(ws: Workspace, mode: str, encoder: bool) -> dict:
     if too_soon and ws.training:
         return cached  # throttled: a later poll sends the newer weights
     blob = pack_weights(inference.model, inference.version or 0, encoder=encoder)
-    key = f"{zlib.crc32(blob[36:])}:{(len(blob) - 36) // 4}"  # what the page caches the weights by
+    key = f"{zlib.crc32(blob[HEADER_BYTES:])}:{(len(blob) - HEADER_BYTES) // 4}"  # what the page caches them by
     blobs[mode] = {"identity": identity, "blob": blob, "key": key, "at": time.monotonic(),
                    "sent_at": time.time() * 1000, "delivered": False}  # fmt: skip
     return blobs[mode]

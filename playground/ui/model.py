@@ -11,6 +11,7 @@ import streamlit as st
 from playground.architecture import describe
 from playground.losses import kl_per_dimension, loss_terms
 from playground.model_files import MAX_MODEL_BYTES, load_vae, save_vae
+from playground.models import settings_of
 from playground.ui import experiment
 from playground.ui.feedback import flash, guarded
 from playground.ui.i18n import t
@@ -119,8 +120,7 @@ def _load_upload(ws: Workspace) -> None:
             flash("error", t("model.upload_error", detail=error))
             return
     config = model.get_config()
-    settings = ws.settings.replace(latent_dim=model.latent_dim, intermediate_dim=model.intermediate_dim,
-                                   kl_weight=model.kl_weight, seed=config.get("seed") or 0)  # fmt: skip
+    settings = ws.settings.replace(**settings_of(model), kl_weight=model.kl_weight, seed=config.get("seed") or 0)
     ws.switch(settings, model)
     set_widgets(settings)
     flash("success", t("model.upload_done", name=upload.name, latent=model.latent_dim))

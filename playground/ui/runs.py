@@ -170,7 +170,8 @@ def _test_mse(ws: Workspace, run: RunInfo) -> float | None:
     """The run's reconstruction error on its dataset's test digits (None if its model or data can't be read)."""
     try:
         images = ws.load_data(run.settings.dataset).dataset.x_test[:MSE_DIGITS]
-        return round(_per_model_file(run, "mse", lambda model: reconstruction_mse(model, images)), 5)
+        labels = ws.load_data(run.settings.dataset).dataset.y_test[:MSE_DIGITS]
+        return round(_per_model_file(run, "mse", lambda model: reconstruction_mse(model, images, labels)), 5)
     except ValueError:
         return None
 
