@@ -60,10 +60,21 @@ def envelope(meta: dict, weights: bytes) -> bytes:
     return MAGIC + struct.pack("<I", len(block)) + block + b"\0" * (-len(block) % 4) + weights
 
 
+def runs_in_page(settings) -> bool:
+    """Whether the page can run this model: the dense ones; a convolutional one decodes on the server."""
+    return settings.architecture == "dense"
+
+
+# What the page gets for a model it cannot run: no weights, so it only draws (Draw) and the server decodes.
+_NO_WEIGHTS = {"identity": None, "blob": b"", "key": "", "at": 0.0, "sent_at": 0, "delivered": True}
+
+
 def _weights(ws: Workspace, mode: str, encoder: bool) -> dict:
     """The packed weights for ``mode`` (key, blob, when packed), re-packed only when there is news."""
+    if not runs_in_page(ws.settings):
+        return dict(_NO_WEIGHTS)
     inference = ws.refresh()
-    identity = (id(ws.trainer), inference.version, encoder, ws.settings.latent_dim, ws.settings.intermediate_dim)
+    identity = (id(ws.trainer), inference.version, encoder, ws.settings.model_key())
     blobs = st.session_state.setdefault(_BLOBS, {})
     cached = blobs.get(mode)
     if cached is not None and cached["identity"] == identity:

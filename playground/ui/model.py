@@ -67,8 +67,9 @@ def kl_term(ws: Workspace) -> tuple[float, float]:
     """(KL, β · KL) of the current model on the first test images, as the current loss computes the term."""
     images = ws.dataset.x_test[:KL_SAMPLE].reshape(-1, 784)  # [B, 784]
     inference = ws.refresh()
-    z_mean, z_log_var = inference.encode(images)  # each [B, L]
-    reconstruction = inference.decode(z_mean).reshape(-1, 784)
+    labels = ws.dataset.y_test[:KL_SAMPLE] if ws.settings.conditional else None  # [B]: a conditional model's
+    z_mean, z_log_var = inference.encode(images, labels)  # each [B, L]
+    reconstruction = inference.decode(z_mean, labels).reshape(-1, 784)
     terms = loss_terms(ws.settings.loss, images, reconstruction, kl_per_dimension(z_mean, z_log_var))
     kl = float(np.mean(np.asarray(terms.kl)))
     return kl, ws.settings.kl_weight * kl
