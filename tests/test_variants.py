@@ -247,3 +247,24 @@ def test_keras_fit_trains_every_variant(name, batch):
     model.compile(keras.optimizers.Adam(1e-3), loss=keras.losses.BinaryCrossentropy())
     history = model.fit(inputs, images, epochs=4, batch_size=16, verbose=0)
     assert history.history["loss"][-1] < history.history["loss"][0]
+
+
+@pytest.mark.slow
+def test_the_benchmark_has_a_row_for_each_variant_against_fit():
+    from playground.bench import VARIANTS as BENCH_VARIANTS
+    from playground.bench import format_variant_table, run_variant_benchmark
+
+    report = run_variant_benchmark("mnist", "bundled", epochs=1, repeats=1)
+    assert [row["name"] for row in report["variants"]] == list(BENCH_VARIANTS)
+    assert all(row["fit"] > 0 and row["trainer"] > 0 for row in report["variants"])
+    assert "conv 784-64-32" in format_variant_table(report) and "dense 784-64x3-32" in format_variant_table(report)
+
+
+def test_the_model_tab_lists_every_layer_with_keras_own_parameter_counts():
+    from playground.architecture import describe
+
+    for settings in VARIANTS.values():
+        model = build_vae(settings)
+        rows = describe(model)
+        assert sum(row.trainable for row in rows) == model.count_params(), settings
+        assert len({row.path for row in rows}) == len(rows)
