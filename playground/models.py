@@ -395,10 +395,10 @@ class DensePlan(NamedTuple):
     """
 
     encoder: list  # the hidden layers: [(kernel, bias, activation), ...]
-    mean: tuple  # (kernel [H, L], bias [L])
-    log_var: tuple  # (kernel [H, L], bias [L])
+    z_mean: tuple  # (kernel [H, L], bias [L])
+    z_log_var: tuple  # (kernel [H, L], bias [L])
     decoder: list  # the hidden layers, then the output: [(kernel, bias, activation), ...]
-    classes: int  # 0: not conditional
+    classes: int = 0  # 0: not conditional
 
 
 def _dense_weights(layer: layers.Dense) -> tuple[np.ndarray, np.ndarray, str]:
@@ -413,8 +413,8 @@ def dense_plan(model: VariationalAutoEncoder) -> DensePlan | None:
     encoder, decoder = model.encoder, model.decoder
     return DensePlan(
         encoder=[_dense_weights(layer) for layer in (encoder.dense_proj, *encoder.deeper_proj)],
-        mean=_dense_weights(encoder.dense_mean)[:2],
-        log_var=_dense_weights(encoder.dense_log_var)[:2],
+        z_mean=_dense_weights(encoder.dense_mean)[:2],
+        z_log_var=_dense_weights(encoder.dense_log_var)[:2],
         decoder=[_dense_weights(layer) for layer in (decoder.dense_proj, *decoder.deeper_proj, decoder.dense_output)],
         classes=model.classes,
     )

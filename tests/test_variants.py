@@ -51,7 +51,7 @@ def plan_forward(plan, images, labels, epsilon):
     h = np.concatenate([images, one_hot], axis=1)
     for kernel, bias, activation in plan.encoder:
         h = dense(h, kernel, bias, activation)
-    z_mean, z_log_var = dense(h, *plan.mean), dense(h, *plan.log_var)
+    z_mean, z_log_var = dense(h, *plan.z_mean), dense(h, *plan.z_log_var)
     h = np.concatenate([z_mean + np.exp(0.5 * z_log_var) * epsilon, one_hot], axis=1)
     for kernel, bias, activation in plan.decoder:
         h = dense(h, kernel, bias, activation)
@@ -268,3 +268,14 @@ def test_the_model_tab_lists_every_layer_with_keras_own_parameter_counts():
         rows = describe(model)
         assert sum(row.trainable for row in rows) == model.count_params(), settings
         assert len({row.path for row in rows}) == len(rows)
+
+
+def test_a_call_s_steps_stay_the_guide_s_and_shrink_for_bigger_variants():
+    from playground.training import call_steps
+
+    guide = Settings()
+    row = 2 * 784 * 64 + 3 * 64 * 32  # the trainer's estimate before the variants: its records fall on the same steps
+    assert call_steps(guide, 0.1) == max(1, round(0.1 / (6 * 64 * row / 60e9 + 2e-4)))
+    steps = {name: call_steps(settings.replace(intermediate_dim=64, latent_dim=32), 0.1)
+             for name, settings in VARIANTS.items()}  # fmt: skip
+    assert steps["deep"] < call_steps(guide, 0.1) and steps["conv"] < steps["deep"] / 5

@@ -3,7 +3,7 @@
     python tools/variant_losses.py [--epochs 20] [--source bundled] [--seeds 0 1]
 
 Trains every variant with the app's compiled trainer and prints a Markdown table of the final
-training loss and the test split's loss (the ELBO, nats per image: lower is better), and the
+training loss and the test split's loss (by default the ELBO, nats per image: lower is better), and the
 difference to the guide's one-hidden-layer dense VAE of the same sizes. A conditional model is
 given each image's label, so part of what its code would otherwise carry comes for free.
 """
@@ -42,6 +42,8 @@ def main() -> None:
     parser.add_argument("--source", default="bundled")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--latent-dim", type=int, default=BASE.latent_dim)
+    parser.add_argument("--loss", choices=("elbo", "guide"), default=BASE.loss)
+    parser.add_argument("--kl-weight", type=float, default=BASE.kl_weight)
     args = parser.parse_args()
     dataset = load_dataset("mnist", args.source)
     data = TrainingData.from_dataset(dataset)
@@ -49,15 +51,16 @@ def main() -> None:
     for name, change in VARIANTS.items():
         runs = []
         for seed in args.seeds:
-            settings = BASE.replace(epochs=args.epochs, seed=seed, latent_dim=args.latent_dim, **change)
+            settings = BASE.replace(epochs=args.epochs, seed=seed, latent_dim=args.latent_dim, loss=args.loss,
+                                    kl_weight=args.kl_weight, **change)  # fmt: skip
             result = Trainer(settings, data).run()
             runs.append((result.loss, result.val_loss, result.steps_per_second))
             print(f"{name} seed {seed}: train {result.loss:.2f}, test {result.val_loss:.2f}, "
                   f"{result.steps_per_second:,.0f} steps/s", file=sys.stderr, flush=True)  # fmt: skip
         results[name] = [statistics.mean(column) for column in zip(*runs)]
     guide = results[next(iter(VARIANTS))]
-    print(f"\n{dataset.source}; ELBO, latent {args.latent_dim}, {args.epochs} epochs, batch 64, "
-          f"seeds {args.seeds}\n")  # fmt: skip
+    print(f"\n{dataset.source}; loss {args.loss}, KL weight {args.kl_weight:g}, latent {args.latent_dim}, "
+          f"{args.epochs} epochs, batch 64, seeds {args.seeds}\n")  # fmt: skip
     print("| model | train loss | test loss | test vs the guide's | steps/s |")
     print("|---|---:|---:|---:|---:|")
     for name, (train, test, speed) in results.items():

@@ -89,7 +89,10 @@ def _label_for(ws: Workspace, picked: str | int | None, digit: np.ndarray | None
 def _every_class(ws: Workspace, digit: np.ndarray, label: int, picked: str | int) -> None:
     """Your digit as every class: encoded with ``label``, its code decoded with each of the ten."""
     names = class_names(ws.settings.dataset)
-    st.markdown(t("draw.guessed" if picked == GUESS else "draw.picked", name=names[label], item=item_name()))
+    if picked == GUESS:
+        st.markdown(t("draw.guessed", name=names[label], item=item_name()))
+    else:
+        st.markdown(t("draw.picked", name=names[label], item=item_name()))
     strip = ws.refresh().as_every_class(digit, label)  # [10, 28, 28]
     st.image(to_display(tile(strip, CLASSES, gap=2), 3), output_format="PNG",
              caption=t("draw.every_class_caption", names=", ".join(names)))  # fmt: skip
