@@ -64,7 +64,7 @@ def main() -> None:
     print("| model | train loss | test loss | test vs the guide's | steps/s |")
     print("|---|---:|---:|---:|---:|")
     for name, (train, test, speed) in results.items():
-        print(f"| {name} | {train:.2f} | {test:.2f} | {test - guide[1]:+.2f} | {speed:,.0f} |")
+        print(f"| {name} | {train:.4g} | {test:.4g} | {test - guide[1]:+.3g} | {speed:,.0f} |")
     print(json.dumps({name: dict(zip(("train", "test", "steps_per_second"), values))
                       for name, values in results.items()}))  # fmt: skip
 
