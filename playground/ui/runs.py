@@ -108,6 +108,8 @@ def _setting_text(settings: Settings, name: str) -> str:
         return DATASET_TITLES[value]
     if name == "loss":
         return t(f"runs.loss_{value}")
+    if isinstance(value, bool):  # conditional
+        return t("settings.on") if value else t("settings.off")
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
