@@ -96,7 +96,9 @@ def mount(ws: Workspace, mode: str, meta: dict, key: str, on_change: dict[str, C
     does not hold them (a reload, an evicted cache) asks for them with its "need" state.
     """
     weights = _weights(ws, mode, encoder=mode == "draw")
-    signature = f"{mode}:{ws.settings.latent_dim}:{language()}:{ws.settings.dataset}:{meta.get('order')}"
+    # A new signature remounts the page's instrument: a convolutional model must not keep a dense one's weights.
+    signature = f"{mode}:{ws.settings.latent_dim}:{ws.settings.architecture}:{language()}:{ws.settings.dataset}:" \
+        f"{meta.get('order')}"  # fmt: skip
     block = {**meta, "mode": mode, "labels": _labels(), "sent_at": weights["sent_at"], "signature": signature,
              "weights_key": weights["key"]}  # fmt: skip
     payload = envelope(block, b"" if weights["delivered"] else weights["blob"])
