@@ -319,3 +319,76 @@ def _in_worker(dataset, settings: Settings) -> Timer:
         return result.steps, result.steps / result.steps_per_second, result.compiler
 
     return timed
+
+
+# ---- the model variants (issue 14): the trainer against Keras fit() on the very same model ----
+VARIANTS = {
+    "guide's dense VAE": Settings(),
+    "2 hidden layers": Settings(hidden_layers=2),
+    "3 hidden layers": Settings(hidden_layers=3),
+    "conditional": Settings(conditional=True),
+    "convolutional": Settings(architecture="conv"),
+}
+CONV_EPOCHS = 1  # the convolutional model runs about 30 times slower a step on a CPU
+
+
+def run_variant_benchmark(dataset: str = "mnist", source: str = "auto", epochs: int = 3,
+                          repeats: int = REPEATS) -> dict:  # fmt: skip
+    """Steps/s of Keras fit() and of this trainer (auto compiler) on each model variant, same data and model."""
+    if epochs < 1 or repeats < 1:
+        raise ValueError("The benchmark needs at least one epoch and one repeat.")
+    data = load_dataset(dataset, source)
+    images, labels = data.x_train.reshape(-1, ORIGINAL_DIM), data.y_train.astype(np.int32)
+    rows = []
+    for name, variant in VARIANTS.items():
+        settings = variant.replace(epochs=CONV_EPOCHS if variant.architecture == "conv" else epochs)
+        fit = _measure("Keras fit()", _variant_fit(images, labels, settings), repeats)
+        trainer = _measure("trainer", _trainer(data, settings, jit="auto"), repeats)
+        rows.append({"name": name, "model": describe_settings(settings), "epochs": settings.epochs,
+                     "fit": fit["steps_per_second"], "trainer": trainer["steps_per_second"],
+                     "compiler": trainer["label"].rsplit("[", 1)[-1].rstrip("]") if "[" in trainer["label"]
+                     else "auto"})  # fmt: skip
+    return {"machine": machine_info(), "data": data.source, "repeats": repeats, "variants": rows}
+
+
+def describe_settings(settings: Settings) -> str:
+    """A variant in a few words: "dense 784-64x2-32, conditional"."""
+    hidden = f"{settings.intermediate_dim}x{settings.hidden_layers}" if settings.hidden_layers > 1 \
+        else str(settings.intermediate_dim)  # fmt: skip
+    kind = "conv" if settings.architecture == "conv" else "dense"
+    return f"{kind} 784-{hidden}-{settings.latent_dim}" + (", conditional" if settings.conditional else "")
+
+
+def _variant_fit(images: np.ndarray, labels: np.ndarray, settings: Settings) -> Timer:
+    """fit() on the variant's model (a conditional one takes (images, labels)), the guide's MSE + KL loss."""
+    vae = build_vae(settings)
+    vae.compile(keras.optimizers.Adam(learning_rate=settings.learning_rate), loss=keras.losses.MeanSquaredError())
+    inputs = (images, labels) if settings.conditional else images
+    warm = settings.batch_size * WARMUP_STEPS
+    vae.fit((images[:warm], labels[:warm]) if settings.conditional else images[:warm], images[:warm],
+            batch_size=settings.batch_size, epochs=1, verbose=0)  # fmt: skip
+
+    def timed() -> tuple[int, float, str]:
+        started = time.perf_counter()
+        vae.fit(inputs, images, batch_size=settings.batch_size, epochs=settings.epochs, verbose=0)
+        steps = settings.epochs * math.ceil(len(images) / settings.batch_size)
+        return steps, time.perf_counter() - started, "graph"
+
+    return timed
+
+
+def format_variant_table(report: dict) -> str:
+    """The variants' report as a Markdown table."""
+    machine = report["machine"]
+    lines = [
+        f"Machine: {machine['cpu']}, {machine['cores']} cores; TensorFlow {machine['tensorflow']}, "
+        f"Keras {machine['keras']}",
+        f"Data: {report['data']}; the median of {report['repeats']} timed runs, compiling excluded.",
+        "",
+        "| variant | model | epochs a run | Keras fit() steps/s | trainer steps/s | trainer / fit() |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for row in report["variants"]:
+        lines.append(f"| {row['name']} | {row['model']} | {row['epochs']} | {row['fit']:,.0f} | "
+                     f"{row['trainer']:,.0f} [{row['compiler']}] | {row['trainer'] / row['fit']:.1f}x |")  # fmt: skip
+    return "\n".join(lines)

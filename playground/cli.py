@@ -21,6 +21,9 @@ def _settings_arguments(parser: argparse.ArgumentParser) -> None:
     for setting in fields():
         if setting.choices is not None:
             parser.add_argument(setting.flag, choices=setting.choices, default=setting.default)
+        elif setting.widget == "toggle":  # --conditional / --no-conditional
+            parser.add_argument(setting.flag, action=argparse.BooleanOptionalAction, default=setting.default,
+                                help=f"{setting.label} (default: {setting.show(setting.default)})")  # fmt: skip
         else:  # read as float so that Settings can refuse 2.5 epochs with a sentence, not argparse's usage line
             low, high, default = (setting.show(value) for value in (setting.low, setting.high, setting.default))
             parser.add_argument(setting.flag, type=float, default=setting.default,
@@ -49,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--eager-steps", type=int, default=60, help="timed steps of the eager loop (default: 60)")
     bench.add_argument("--repeats", type=int, default=5, help="timed runs of each method (default: 5)")
     bench.add_argument("--json", action="store_true", help="print the results as JSON")
+    bench.add_argument("--variants", action="store_true",
+                       help="instead: each model variant (depth, conditional, conv), Keras fit() against the trainer")
     return parser
 
 
@@ -157,7 +162,12 @@ def _tensorboard_writer(logdir: Path):
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from playground.bench import format_table, run_benchmark
+    from playground.bench import format_table, format_variant_table, run_benchmark, run_variant_benchmark
+
+    if args.variants:
+        report = run_variant_benchmark(args.dataset, args.source, args.epochs, args.repeats)
+        print(json.dumps(report, indent=2) if args.json else format_variant_table(report))
+        return 0
 
     report = run_benchmark(args.dataset, args.source, args.epochs, args.eager_steps, args.repeats)
     print(json.dumps(report, indent=2) if args.json else format_table(report))

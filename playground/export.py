@@ -69,8 +69,10 @@ def experiment_zip(settings: Settings, history: History, model: VariationalAutoE
 
 
 def _images_npz(dataset: Dataset) -> bytes:
-    """The images as the 0-255 integers every source stores (the script divides by 255 as the app does)."""
+    """The images as the 0-255 integers every source stores (the script divides by 255 as the app does), and
+    the labels (a conditional model's script reads them)."""
     buffer = io.BytesIO()
     as_bytes = {name: np.rint(getattr(dataset, name) * 255).astype(np.uint8) for name in ("x_train", "x_test")}
-    np.savez_compressed(buffer, **as_bytes)
+    labels = {name: np.asarray(getattr(dataset, name), np.int32) for name in ("y_train", "y_test")}
+    np.savez_compressed(buffer, **as_bytes, **labels)
     return buffer.getvalue()

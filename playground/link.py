@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from playground.config import DATASETS, LOSSES, Settings
+from playground.config import ARCHITECTURES, DATASETS, LOSSES, Settings
 
 # Settings field -> its name in the address (short enough to read, long enough to guess).
 PARAMS = {
@@ -19,6 +19,9 @@ PARAMS = {
     "loss": "loss",
     "latent_dim": "latent",
     "intermediate_dim": "hidden",
+    "hidden_layers": "layers",
+    "conditional": "cond",
+    "architecture": "arch",
     "learning_rate": "lr",
     "batch_size": "batch",
     "epochs": "epochs",
@@ -43,7 +46,9 @@ class Note:
 
 
 def format_value(value: int | float | str) -> str:
-    """A setting as the address shows it: ``0.001``, ``1``, ``64`` (exact: it reads back equal)."""
+    """A setting as the address shows it: ``0.001``, ``1``, ``64``, ``1`` for on (exact: it reads back equal)."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
     if isinstance(value, float):
         short = format(value, "g")
         return short if float(short) == value else repr(value)
@@ -78,7 +83,11 @@ def _parsed(name: str, value: str) -> str | float:
         if value not in LOSSES:
             raise ValueError(f"The loss must be one of {', '.join(LOSSES)}.")
         return value
-    return value  # Settings checks numbers itself: type, bounds, whole or not
+    if name == "architecture":
+        if value not in ARCHITECTURES:
+            raise ValueError(f"The architecture must be one of {', '.join(ARCHITECTURES)}.")
+        return value
+    return value  # Settings checks numbers and on/off itself: type, bounds, whole or not
 
 
 def hidden_parts(value: str | None) -> tuple[frozenset[str], list[Note]]:

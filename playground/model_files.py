@@ -17,10 +17,11 @@ from pathlib import Path
 
 import keras
 
-from playground.config import bounds
-from playground.models import ORIGINAL_DIM, PACKAGE, VariationalAutoEncoder
+from playground.config import ARCHITECTURES, bounds
+from playground.models import CLASSES, ORIGINAL_DIM, PACKAGE, VariationalAutoEncoder
 
-# A .keras file of the largest VAE the settings allow is about 7 MB.
+# A .keras file of the largest VAE the settings allow is about 7 MB (3 hidden layers of 1,024: 14 MB;
+# the convolutional one with 3 of 1,024: 40 MB).
 MAX_MODEL_BYTES = 64 * 1024 * 1024
 
 
@@ -105,13 +106,21 @@ def _check_vae_config(name: str, config: dict) -> None:
     inner = config.get("config") or {}
     if inner.get("original_dim") != ORIGINAL_DIM:
         raise ValueError(f"{name} is a VAE over {inner.get('original_dim')} inputs; this app needs 784 (28 x 28).")
-    for field_name in ("latent_dim", "intermediate_dim"):
+    # Files saved before the variants existed have no hidden_layers, classes or architecture: the guide's.
+    sizes = {"hidden_layers": inner.get("hidden_layers", 1)}
+    for field_name in ("latent_dim", "intermediate_dim", "hidden_layers"):
         meta = bounds(field_name)
-        value = inner.get(field_name)
-        if not isinstance(value, int) or not meta["low"] <= value <= meta["high"]:
+        value = sizes.get(field_name, inner.get(field_name))
+        if isinstance(value, bool) or not isinstance(value, int) or not meta["low"] <= value <= meta["high"]:
             raise ValueError(
                 f"{name} has {meta['label'].lower()} {value!r}; this app allows {meta['low']} to {meta['high']}."
             )
+    classes = inner.get("classes", 0)
+    if isinstance(classes, bool) or classes not in (0, CLASSES):
+        raise ValueError(f"{name} is conditional on {classes!r} classes; this app's conditional VAE has {CLASSES}.")
+    architecture = inner.get("architecture", "dense")
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"{name} has architecture {architecture!r}; this app knows {', '.join(ARCHITECTURES)}.")
 
 
 def _class_names(node) -> set[str]:

@@ -49,12 +49,13 @@ def differing_settings(runs: Sequence[RunInfo]) -> list[str]:
     return [name for name in names if len({getattr(run.settings, name) for run in runs}) > 1]
 
 
-def reconstruction_mse(model: VariationalAutoEncoder, images: np.ndarray) -> float:
+def reconstruction_mse(model: VariationalAutoEncoder, images: np.ndarray, labels: np.ndarray | None = None) -> float:
     """Mean squared error per pixel between ``images`` [N, 28, 28] and the model's reconstructions from
-    their mean codes: one measure for runs of any loss or KL weight, whose own loss values differ in scale."""
+    their mean codes: one measure for runs of any loss or KL weight, whose own loss values differ in scale.
+    A conditional model reads ``labels`` [N] too."""
     flat = np.asarray(images, dtype=np.float32).reshape(-1, ORIGINAL_DIM)  # [N, 784]
-    z_mean = model.encoder(flat)[0]  # [N, L]
-    reconstruction = np.asarray(model.decoder(z_mean))  # [N, 784]
+    zeros = np.zeros((len(flat), model.latent_dim), np.float32)  # decode the mean codes
+    reconstruction = np.asarray(model.forward(flat, epsilon=zeros, labels=labels).reconstruction)  # [N, 784]
     return float(np.mean((reconstruction - flat) ** 2))
 
 

@@ -72,10 +72,10 @@ def step_noise(seed: int, step, batch_size, latent_dim: int, training: bool = Tr
     return tf.random.stateless_normal([batch_size, latent_dim], seed=stream)
 
 
-def masked_losses(model, images, mask, epsilon, loss_kind: str, kl_weight) -> StepLosses:
+def masked_losses(model, images, mask, epsilon, loss_kind: str, kl_weight, labels=None) -> StepLosses:
     """The loss terms of ``images`` [B, 784] with noise ``epsilon`` [B, L], averaged over the rows
-    where ``mask`` [B] is 1 (a padded last batch has zeros)."""
-    output = model.forward(images, epsilon=epsilon)
+    where ``mask`` [B] is 1 (a padded last batch has zeros); ``labels`` [B] for a conditional model."""
+    output = model.forward(images, epsilon=epsilon, labels=labels)
     kl = kl_per_dimension(output.z_mean, output.z_log_var)  # [B, L]
     terms = loss_terms(loss_kind, images, output.reconstruction, kl)
     count = tf.reduce_sum(mask)
@@ -86,24 +86,27 @@ def masked_losses(model, images, mask, epsilon, loss_kind: str, kl_weight) -> St
 
 
 def batch_gradients(
-    model, variables: StepVariables, x_train, indices, sizes, i, *, loss_kind: str, seed: int
+    model, variables: StepVariables, x_train, indices, sizes, i, *, loss_kind: str, seed: int, y_train=None
 ) -> tuple[StepLosses, list]:
     """Batch ``i`` of an epoch plan: its masked losses and their gradients for the model's weights.
 
     ``indices`` [S, B] holds each batch's row numbers in ``x_train`` [N, 784] and
-    ``sizes`` [S] its real rows (the last batch is padded and masked).
+    ``sizes`` [S] its real rows (the last batch is padded and masked). ``y_train`` [N]
+    (int32), the labels, only for a conditional model: the others' graph has no label.
     """
     batch_size = tf.shape(indices)[1]
     images = tf.gather(x_train, indices[i])  # [B, 784]
+    labels = None if y_train is None else tf.gather(y_train, indices[i])  # [B]
     mask = tf.cast(tf.range(batch_size) < sizes[i], tf.float32)  # [B]
     epsilon = step_noise(seed, variables.steps_taken, batch_size, model.latent_dim)
     with tf.GradientTape() as tape:
-        losses = masked_losses(model, images, mask, epsilon, loss_kind, variables.kl_weight_now())
+        losses = masked_losses(model, images, mask, epsilon, loss_kind, variables.kl_weight_now(), labels)
     return losses, tape.gradient(losses.loss, model.trainable_variables)
 
 
 def train_chunk(
-    model, optimizer, variables: StepVariables, x_train, indices, sizes, start, count, *, loss_kind: str, seed: int
+    model, optimizer, variables: StepVariables, x_train, indices, sizes, start, count, *, loss_kind: str, seed: int,
+    y_train=None,
 ) -> ChunkResult:
     """Steps ``start`` .. ``start + count`` of an epoch's batches: the guide's GradientTape step, many times.
 
@@ -121,7 +124,7 @@ def train_chunk(
     i = start
     while i < start + count:
         losses, gradients = batch_gradients(
-            model, variables, x_train, indices, sizes, i, loss_kind=loss_kind, seed=seed
+            model, variables, x_train, indices, sizes, i, loss_kind=loss_kind, seed=seed, y_train=y_train
         )
         if not tf.math.is_finite(losses.loss):
             diverged = tf.constant(True)
@@ -152,7 +155,8 @@ def adam_update(optimizer, weights, gradients, step) -> None:
 
 
 def train_chunk_fast(
-    model, optimizer, variables: StepVariables, x_train, indices, sizes, start, count, *, loss_kind: str, seed: int
+    model, optimizer, variables: StepVariables, x_train, indices, sizes, start, count, *, loss_kind: str, seed: int,
+    y_train=None,
 ) -> ChunkResult:
     """``train_chunk``'s steps with no check between them: ``diverged`` says whether any loss or weight
     ended up not finite, and then the caller restores the state from before the chunk and replays it
@@ -167,7 +171,7 @@ def train_chunk_fast(
     i = start
     while i < start + count:  # bounds are tensors: one compiled loop serves every chunk
         losses, gradients = batch_gradients(
-            model, variables, x_train, indices, sizes, i, loss_kind=loss_kind, seed=seed
+            model, variables, x_train, indices, sizes, i, loss_kind=loss_kind, seed=seed, y_train=y_train
         )
         variables.steps_taken.assign_add(1.0)
         adam_update(optimizer, weights, gradients, variables.steps_taken)  # the count after this step
@@ -178,8 +182,9 @@ def train_chunk_fast(
     return ChunkResult(*sums, count, tf.logical_not(finite))
 
 
-def evaluate(model, variables: StepVariables, images, *, loss_kind: str, seed: int) -> StepLosses:
-    """The loss terms of ``images`` [M, 784] at the current KL weight, with the scoring noise stream."""
+def evaluate(model, variables: StepVariables, images, *, loss_kind: str, seed: int, labels=None) -> StepLosses:
+    """The loss terms of ``images`` [M, 784] (``labels`` [M] if conditional) at the current KL weight,
+    with the scoring noise stream."""
     count = tf.shape(images)[0]
     epsilon = step_noise(seed, variables.steps_taken, count, model.latent_dim, training=False)
-    return masked_losses(model, images, tf.ones([count]), epsilon, loss_kind, variables.kl_weight_now())
+    return masked_losses(model, images, tf.ones([count]), epsilon, loss_kind, variables.kl_weight_now(), labels)

@@ -26,7 +26,7 @@ import tensorflow as tf
 from playground.config import Settings
 from playground.data import Dataset
 from playground.history import History, Record
-from playground.models import ORIGINAL_DIM, build_vae
+from playground.models import CLASSES, ORIGINAL_DIM, build_vae, multiply_adds
 from playground.steps import StepVariables, evaluate, train_chunk, train_chunk_fast
 
 # Measured on a 2-core CPU (`python -m playground bench` runs both): XLA runs the
@@ -58,9 +58,8 @@ ASSUMED_SECONDS_PER_STEP = 2e-4  # the loop's own cost per step, whatever the mo
 
 def call_steps(settings: Settings, seconds: float) -> int:
     """Steps one compiled call runs to last about ``seconds``, from the model's size alone (deterministic)."""
-    hidden, latent = settings.intermediate_dim, settings.latent_dim
-    multiply_adds = 2 * ORIGINAL_DIM * hidden + 3 * hidden * latent  # encoder + decoder, one row
-    step_seconds = 6 * settings.batch_size * multiply_adds / ASSUMED_FLOPS_PER_SECOND + ASSUMED_SECONDS_PER_STEP
+    row = multiply_adds(settings)  # encoder + decoder, one row
+    step_seconds = 6 * settings.batch_size * row / ASSUMED_FLOPS_PER_SECOND + ASSUMED_SECONDS_PER_STEP
     return max(1, round(seconds / step_seconds))
 
 
@@ -70,6 +69,8 @@ class TrainingData:
 
     x_train: tf.Tensor  # [N, 784] float32
     x_test: tf.Tensor  # [M, 784] float32
+    y_train: tf.Tensor | None = None  # [N] int32: the labels, read only by a conditional model
+    y_test: tf.Tensor | None = None  # [M] int32
 
     @classmethod
     def from_dataset(cls, dataset: Dataset) -> TrainingData:
@@ -77,7 +78,21 @@ class TrainingData:
             np.ascontiguousarray(x.reshape(-1, ORIGINAL_DIM), dtype=np.float32)
             for x in (dataset.x_train, dataset.x_test)
         )
-        return cls(*(tf.constant(x) for x in flat))
+        labels = (getattr(dataset, name, None) for name in ("y_train", "y_test"))
+        labels = [None if y is None else tf.constant(np.asarray(y, dtype=np.int32)) for y in labels]
+        return cls(*(tf.constant(x) for x in flat), *labels)
+
+
+def checked_labels(data: TrainingData, classes: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """The labels a conditional model of ``classes`` trains on, or a ValueError saying what is missing."""
+    if data.y_train is None or data.y_test is None:
+        raise ValueError("A conditional VAE needs labels, and this dataset has none: turn Conditional off.")
+    for labels in (data.y_train, data.y_test):
+        values = labels.numpy()
+        if values.size and (values.min() < 0 or values.max() >= classes):
+            raise ValueError(f"A conditional VAE here takes labels 0 to {classes - 1}; this dataset has "
+                             f"{values.min()} to {values.max()}: turn Conditional off.")  # fmt: skip
+    return data.y_train, data.y_test
 
 
 class Score(NamedTuple):
@@ -253,6 +268,8 @@ class Trainer:
         self.validate = validate  # score the test split at each epoch's end
         data = data if isinstance(data, TrainingData) else TrainingData.from_dataset(data)
         self.x_train, self.x_test = data.x_train, data.x_test  # [N, 784], [M, 784]
+        # [N], [M] int32 for a conditional model; None for the others, whose compiled graph reads no label.
+        self.y_train, self.y_test = checked_labels(data, CLASSES) if settings.conditional else (None, None)
         self.control = Control()
         self.history = History()
         self._lock = threading.Lock()  # guards the published weights
@@ -462,12 +479,12 @@ class Trainer:
         for backup, variable in zip(self._chunk_start, self._chunk_variables()):
             backup.assign(variable)
         return train_chunk_fast(self.model, self.optimizer, self._variables, self.x_train, indices, sizes, start,
-                                count, loss_kind=loss_kind, seed=self.settings.seed)  # fmt: skip
+                                count, loss_kind=loss_kind, seed=self.settings.seed, y_train=self.y_train)  # fmt: skip
 
     def _replay_steps(self, indices, sizes, start, count, loss_kind: str):
         """A chunk again, checking each step (``steps.train_chunk``): it stops before the first bad one."""
         return train_chunk(self.model, self.optimizer, self._variables, self.x_train, indices, sizes, start, count,
-                           loss_kind=loss_kind, seed=self.settings.seed)  # fmt: skip
+                           loss_kind=loss_kind, seed=self.settings.seed, y_train=self.y_train)  # fmt: skip
 
     def _replay_function(self):
         """The checked loop for the current loss, made the first time a chunk diverges: a graph, which
@@ -479,7 +496,9 @@ class Trainer:
         return self._train_calls[key]
 
     def _evaluate(self, images, loss_kind: str):
-        losses = evaluate(self.model, self._variables, images, loss_kind=loss_kind, seed=self.settings.seed)
+        # ``images`` is always the test split, so its labels are the test split's (None: not conditional).
+        losses = evaluate(self.model, self._variables, images, loss_kind=loss_kind, seed=self.settings.seed,
+                          labels=self.y_test)  # fmt: skip
         return losses.loss, losses.reconstruction, losses.kl
 
     def _new_plan(self) -> _EpochPlan:

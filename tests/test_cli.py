@@ -102,3 +102,26 @@ def test_a_run_that_diverges_says_so_exits_non_zero_and_saves_a_model_no_worse_t
         twin.run()
         restored = reconstruction_error(twin.model, x_test)
     assert saved <= untrained * (1 + 1e-6) and saved <= restored * (1 + 1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "flags",
+    [["--hidden-layers", "3", "--conditional"], ["--architecture", "conv", "--conditional", "--hidden-layers", "2"]],
+    ids=["deep-conditional", "conv-conditional"],
+)
+def test_train_builds_and_saves_each_model_variant(tmp_path, flags):
+    out = tmp_path / "run"
+    done = run_cli("train", "--source", "bundled", "--epochs", "1", "--loss", "elbo", "--latent-dim", "2",
+                   "--intermediate-dim", "32", *flags, "--out", str(out), "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["steps"] == 71 and np.isfinite(summary["val_loss"])
+    model = load_vae(out / "model.keras")
+    expected = Settings(**{**Settings().to_dict(), "hidden_layers": int(flags[flags.index("--hidden-layers") + 1]),
+                           "conditional": True, "architecture": "conv" if "conv" in flags else "dense"})  # fmt: skip
+    assert (model.hidden_layers, model.classes, model.architecture) == (expected.hidden_layers, 10,
+                                                                        expected.architecture)  # fmt: skip
+    saved = json.loads((out / "config.json").read_text())["settings"]
+    assert {k: saved[k] for k in ("hidden_layers", "conditional", "architecture")} == \
+        {"hidden_layers": expected.hidden_layers, "conditional": True, "architecture": expected.architecture}

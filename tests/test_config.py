@@ -17,6 +17,9 @@ CHANGED = {
     "loss": "elbo",
     "latent_dim": 5,
     "intermediate_dim": 40,
+    "hidden_layers": 3,
+    "conditional": True,
+    "architecture": "conv",
     "learning_rate": 0.003,
     "batch_size": 32,
     "epochs": 7,
@@ -30,7 +33,7 @@ def test_every_setting_has_a_cli_flag_that_reaches_settings():
     assert set(CHANGED) == {f.name for f in dataclasses.fields(Settings)}, "a new setting needs a value here"
     argv = ["train"]
     for name, value in CHANGED.items():
-        argv += [spec(name).flag, str(value)]
+        argv += [spec(name).flag] if value is True else [spec(name).flag, str(value)]
     args = build_parser().parse_args(argv)
     assert _settings_from(args) == Settings(**CHANGED)
     assert _settings_from(build_parser().parse_args(["train"])) == Settings(), "no flags: the defaults"
@@ -50,6 +53,10 @@ def test_choices_come_from_one_place():
         ("epochs", 2.5, "Epochs must be a whole number"),
         ("loss", "mse", "Loss must be one of elbo, guide"),
         ("dataset", "cifar", "Dataset must be one of mnist, fashion_mnist"),
+        ("hidden_layers", 0, "Hidden layers must be between 1 and 3 (got 0)"),
+        ("conditional", "maybe", "Conditional (on the label) must be on or off"),
+        ("conditional", 2, "Conditional (on the label) must be on or off"),
+        ("architecture", "rnn", "Architecture must be one of dense, conv"),
     ],
 )
 def test_check_names_what_is_allowed(name, value, message):
@@ -61,7 +68,7 @@ def test_check_names_what_is_allowed(name, value, message):
 
 def test_every_field_says_how_the_page_offers_it():
     for setting in fields():
-        assert setting.widget in ("select", "radio", "number", "steps"), setting
+        assert setting.widget in ("select", "radio", "number", "steps", "toggle"), setting
         assert setting.text_key == f"settings.{setting.name}" and setting.help_key == f"help.{setting.name}"
         if setting.widget == "number":
             assert setting.step and setting.low <= setting.default <= setting.high
@@ -83,3 +90,16 @@ def test_presets_are_watchable_except_the_guide_s_own_run():
     assert preset("latent_2d", "mnist", 4_500).epochs == 423
     assert preset("guide", "mnist", 4_500) == Settings(), "the guide's exact run, 2 epochs"
     assert preset("explore", "fashion_mnist") == PRESETS["explore"].replace(dataset="fashion_mnist")
+
+
+def test_on_off_settings_read_text_as_addresses_and_files_hold_it():
+    assert Settings(conditional="1").conditional is True and Settings(conditional="off").conditional is False
+    assert Settings.from_dict(Settings(conditional=True).to_dict()).conditional is True
+    assert build_parser().parse_args(["train", "--no-conditional"]).conditional is False
+
+
+def test_every_model_variant_field_asks_for_a_new_model():
+    base = Settings()
+    for changed in (dict(hidden_layers=2), dict(conditional=True), dict(architecture="conv")):
+        assert base.replace(**changed).model_key() != base.model_key(), changed
+    assert base.replace(epochs=9, loss="elbo").model_key() == base.model_key()

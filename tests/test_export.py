@@ -35,8 +35,11 @@ def test_first_epoch_loss_weighs_each_record_by_its_steps():
     [
         Settings(loss="elbo", latent_dim=4, intermediate_dim=64, epochs=1, kl_weight=0.5, seed=7),
         Settings(loss="guide", latent_dim=8, intermediate_dim=32, epochs=1, kl_warmup_steps=50, batch_size=100),
+        Settings(loss="elbo", latent_dim=3, intermediate_dim=32, epochs=1, hidden_layers=3, conditional=True, seed=2),
+        Settings(loss="elbo", latent_dim=2, intermediate_dim=16, epochs=1, architecture="conv", conditional=True,
+                 hidden_layers=2, batch_size=256),
     ],
-    ids=["elbo", "guide-warmup-partial-batch"],
+    ids=["elbo", "guide-warmup-partial-batch", "deep-conditional", "conv-conditional"],
 )
 def test_the_exported_script_retrains_to_the_same_first_epoch_outside_the_repo(mnist, tmp_path, settings):
     trainer = Trainer(settings, mnist)

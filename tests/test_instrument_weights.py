@@ -55,6 +55,33 @@ def test_damaged_or_foreign_bytes_are_refused(inference):
         unpack_weights(b"VAEW")
 
 
+def test_deeper_and_conditional_models_pack_every_layer_and_load_back():
+    source = Inference(Settings(latent_dim=2, intermediate_dim=8, hidden_layers=3, conditional=True, seed=1))
+    packed = unpack_weights(pack_weights(source.model, 5))
+    assert (packed.hidden_layers, packed.classes) == (3, 10)
+    assert packed.decoder[0].shape == (2 + 10, 8) and packed.encoder[0].shape == (784 + 10, 8)
+    assert len(packed.decoder) == 2 * 4 and len(packed.encoder) == 2 * 5
+    target = Inference(Settings(latent_dim=2, intermediate_dim=8, hidden_layers=3, conditional=True, seed=2))
+    target.load_packed(packed)
+    for got, want in zip(target.model.get_weights(), source.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError, match="another size"):
+        Inference(Settings(latent_dim=2, intermediate_dim=8, hidden_layers=2, conditional=True)).load_packed(packed)
+    with pytest.raises(ValueError, match="decodes on the server"):
+        pack_weights(build_vae(Settings(architecture="conv", intermediate_dim=8, latent_dim=2)), 1)
+
+
+def test_a_conditional_model_guesses_the_class_that_explains_a_digit_best(mnist):
+    inference = Inference(Settings(latent_dim=2, intermediate_dim=8, conditional=True))
+    losses = inference.class_losses(mnist.x_test[:4])
+    assert losses.shape == (4, 10)
+    np.testing.assert_array_equal(inference.best_labels(mnist.x_test[:4]), losses.argmin(axis=1))
+    strip = inference.as_every_class(mnist.x_test[0], 3)
+    assert strip.shape == (10, 28, 28)
+    z_mean, _ = inference.encode(mnist.x_test[:1], 3)
+    np.testing.assert_allclose(strip[7], inference.decode(z_mean, 7)[0], atol=1e-6)
+
+
 def test_the_largest_model_packs_to_about_seven_megabytes():
     model = build_vae(Settings(latent_dim=64, intermediate_dim=1024))
     assert 6.5e6 < len(pack_weights(model, 1)) < 7.5e6

@@ -12,7 +12,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
-from playground.config import DATASETS, EXPLORE, LOSSES, Settings, bounds, watchable
+from playground.config import ARCHITECTURES, DATASETS, EXPLORE, LOSSES, Settings, bounds, watchable
 from playground.link import PARAMS, hidden_parts, params_from_settings, settings_from_params
 from playground.training import Trainer
 from tests.support import wait_for
@@ -31,7 +31,9 @@ ANY_SETTINGS = st.builds(
     Settings,
     dataset=st.sampled_from(DATASETS),
     loss=st.sampled_from(LOSSES),
-    **{name: _bounded(name) for name in list(PARAMS)[2:]},
+    conditional=st.booleans(),
+    architecture=st.sampled_from(ARCHITECTURES),
+    **{name: _bounded(name) for name in list(PARAMS)[2:] if name not in ("conditional", "architecture")},
 )
 
 
@@ -46,8 +48,19 @@ def test_any_settings_survive_the_round_trip_through_the_address_exactly(chosen)
 
 def test_the_address_uses_short_readable_names():
     params = params_from_settings(EXPLORE)
-    assert params == {"data": "mnist", "loss": "elbo", "latent": "8", "hidden": "256", "lr": "0.001",
-                      "batch": "64", "epochs": "10", "kl": "1", "warmup": "0", "seed": "0"}  # fmt: skip
+    assert params == {"data": "mnist", "loss": "elbo", "latent": "8", "hidden": "256", "layers": "1", "cond": "0",
+                      "arch": "dense", "lr": "0.001", "batch": "64", "epochs": "10", "kl": "1", "warmup": "0",
+                      "seed": "0"}  # fmt: skip
+
+
+def test_a_link_from_before_the_model_variants_opens_the_guide_s_dense_model():
+    old = {"data": "mnist", "loss": "elbo", "latent": "8", "hidden": "256", "lr": "0.001", "batch": "64",
+           "epochs": "10", "kl": "1", "warmup": "0", "seed": "0"}  # fmt: skip
+    chosen, notes = settings_from_params(old, Settings(hidden_layers=3, conditional=True, architecture="conv"))
+    assert notes == [] and (chosen.hidden_layers, chosen.conditional, chosen.architecture) == (3, True, "conv"), \
+        "absent parameters keep the defaults they are read over"  # fmt: skip
+    chosen, _ = settings_from_params({**old, "layers": "2", "cond": "1", "arch": "conv"}, Settings())
+    assert (chosen.hidden_layers, chosen.conditional, chosen.architecture) == (2, True, "conv")
 
 
 @pytest.mark.parametrize(
@@ -59,6 +72,9 @@ def test_the_address_uses_short_readable_names():
         ("kl", "nan", "KL weight must be a finite number"),
         ("data", "cifar", "The dataset must be one of mnist, fashion_mnist"),
         ("loss", "mse", "The loss must be one of"),
+        ("layers", "4", "Hidden layers must be between 1 and 3 (got 4)"),
+        ("cond", "maybe", "Conditional (on the label) must be on or off"),
+        ("arch", "lstm", "The architecture must be one of dense, conv"),
     ],
 )
 def test_a_bad_value_keeps_the_default_and_says_why(param, value, reason):

@@ -20,6 +20,15 @@ SOURCES = [
     ("loss_terms", losses.loss_terms),
     ("train_chunk", steps.train_chunk),
 ]
+CONDITIONAL_SOURCES = [("_with_label", models._with_label)]  # how the one-hot label joins the inputs
+CONV_SOURCES = [("ConvEncoder", models.ConvEncoder), ("ConvDecoder", models.ConvDecoder)]
+
+
+def sources(settings: Settings) -> list[tuple[str, object]]:
+    """The code the current model runs: the guide's classes, and the variant's own pieces after the decoder."""
+    extra = (CONDITIONAL_SOURCES if settings.conditional else []) + \
+        (CONV_SOURCES if settings.architecture == "conv" else [])  # fmt: skip
+    return [*SOURCES[:3], *extra, *SOURCES[3:]]
 
 
 ROOT = Path(__file__).resolve().parents[2]  # the folder that holds the playground package
@@ -49,19 +58,36 @@ model = build_vae(settings)
 
 # The trained weights, from the file the Model tab downloads (put it in the folder you run this from):
 model = load_vae("vae-playground.keras")
-images = load_dataset(settings.dataset, "auto").x_test[:8].reshape(-1, 784)  # [8, 784] in [0, 1]
-z_mean, z_log_var, z = model.encoder(images)  # each [8, {s.latent_dim}]
+data = load_dataset(settings.dataset, "auto")
+images = data.x_test[:8].reshape(-1, 784)  # [8, 784] in [0, 1]
+{_encode_lines(s)}print(digits.shape)
+"""
+
+
+def _encode_lines(s: Settings) -> str:
+    """The snippet's encode and decode: a conditional model reads the labels too."""
+    if not s.conditional:
+        return f"""z_mean, z_log_var, z = model.encoder(images)  # each [8, {s.latent_dim}]
 digits = model.decoder(z_mean)  # [8, 784]
-print(digits.shape)
+"""
+    return f"""labels = data.y_test[:8]  # [8]: a conditional VAE reads each image's class (one-hot) too
+z_mean, z_log_var, z = model.encoder(images, labels=labels)  # each [8, {s.latent_dim}]
+digits = model.decoder(z_mean, labels=labels)  # [8, 784]
+as_sevens = model.decoder(z_mean, labels=[7] * 8)  # the same styles, drawn as 7s
 """
 
 
 def command(ws: Workspace) -> str:
     """The terminal command that trains with the current settings: one flag per setting."""
-    flags = " ".join(f"{spec.flag} {spec.show(getattr(ws.settings, spec.name)).replace(',', '')}"
-                     if spec.choices is None else f"{spec.flag} {getattr(ws.settings, spec.name)}"
-                     for spec in fields())  # fmt: skip
-    return f"python -m playground train {flags} --out my-run"
+    return f"python -m playground train {' '.join(_flag(spec, getattr(ws.settings, spec.name)) for spec in fields())}" \
+        " --out my-run"  # fmt: skip
+
+
+def _flag(spec, value) -> str:
+    """One setting as a flag: ``--latent-dim 8``, ``--loss elbo``, ``--conditional`` / ``--no-conditional``."""
+    if spec.widget == "toggle":
+        return spec.flag if value else f"--no-{spec.flag[2:]}"
+    return f"{spec.flag} {value}" if spec.choices is not None else f"{spec.flag} {spec.show(value).replace(',', '')}"
 
 
 def render(ws: Workspace) -> None:
@@ -69,6 +95,6 @@ def render(ws: Workspace) -> None:
     st.code(snippet(ws), language="python")
     st.markdown(t("code.cli", root=ROOT))
     st.code(command(ws), language="bash")
-    for name, obj in SOURCES:
+    for name, obj in sources(ws.settings):
         with st.expander(t("code.source", name=name, module=obj.__module__)):
             st.code(inspect.getsource(obj), language="python")

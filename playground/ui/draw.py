@@ -14,9 +14,10 @@ import numpy as np
 import streamlit as st
 
 from playground.figures import code_bars
-from playground.imaging import FIELD, is_blank, photo_to_mnist, read_image, to_display, to_mnist
+from playground.imaging import FIELD, is_blank, photo_to_mnist, read_image, tile, to_display, to_mnist
+from playground.models import CLASSES
 from playground.ui import instrument
-from playground.ui.explore import send_to_explorer
+from playground.ui.explore import class_names, send_to_explorer
 from playground.ui.feedback import guarded
 from playground.ui.i18n import item_name, t
 from playground.ui.tabs import rerun_if_asked
@@ -27,6 +28,8 @@ STROKES = "draw_strokes"  # the page's strokes, so the drawing comes back when t
 PAGE_DIGIT = "draw_page_digit"  # the 28 x 28 digit the page prepared from them, or None
 PAGE_KEY = "instrument_draw"
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff"]
+DRAW_CLASS = "draw_class"  # a conditional model: "guess" or the class (0-9) to encode the drawing with
+GUESS = "guess"
 
 
 def render(ws: Workspace) -> None:
@@ -41,20 +44,58 @@ def _panel(ws: Workspace) -> None:
     rerun_if_asked()
     choices = {"draw": t("draw.source_canvas"), "upload": t("draw.source_upload")}
     mode = st.radio(t("draw.source"), list(choices), format_func=choices.get, key="draw_source", horizontal=True)
+    picked = _class_picker(ws)
     if mode == "upload":
         source, result = st.columns([1, 2])
         with source:
             image = _upload_image()
         with result:
-            _show(ws, _prepare(image), pictures=True)
+            _show(ws, _prepare(image), pictures=True, picked=picked)
         return
-    instrument.mount(ws, "draw", {"strokes": st.session_state.get(STROKES, [])}, key=PAGE_KEY,
-                     on_change={"on_drawing_change": _drawing_from_page})  # fmt: skip
     digit = st.session_state.get(PAGE_DIGIT)
+    in_page = instrument.runs_in_page(ws.settings)
+    if not in_page:
+        st.info(t("draw.conv_server"))
+    meta = {"strokes": st.session_state.get(STROKES, []), "label": _label_for(ws, picked, digit) or 0}
+    instrument.mount(ws, "draw", meta, key=PAGE_KEY, on_change={"on_drawing_change": _drawing_from_page})
     if digit is not None:
-        _show(ws, digit, pictures=False)  # the page draws the pictures itself
+        _show(ws, digit, pictures=not in_page, picked=picked)  # the page draws the pictures when it runs the model
     else:
-        _show(ws, _prepare(st.session_state.get(DRAWN)), pictures=True)
+        _show(ws, _prepare(st.session_state.get(DRAWN)), pictures=True, picked=picked)
+
+
+def _class_picker(ws: Workspace) -> str | int | None:
+    """A conditional model's choice of class for the drawing: ``GUESS`` or a class (None: not conditional)."""
+    if not ws.settings.conditional:
+        return None
+    names = class_names(ws.settings.dataset)
+    options = [GUESS, *range(CLASSES)]
+    return st.radio(t("draw.class"), options, format_func=lambda v: t("draw.class_guess") if v == GUESS else names[v],
+                    key=DRAW_CLASS, horizontal=True, help=t("help.draw_class"))  # fmt: skip
+
+
+def _label_for(ws: Workspace, picked: str | int | None, digit: np.ndarray | None) -> int | None:
+    """The class to encode ``digit`` with: the one picked, or the model's best guess, the class of lowest
+    loss (``Inference.best_labels``); None for a model that is not conditional."""
+    if picked is None:
+        return None
+    if picked != GUESS:
+        return int(picked)
+    if digit is None or is_blank(digit):
+        return 0
+    return int(ws.refresh().best_labels(digit[None])[0])
+
+
+def _every_class(ws: Workspace, digit: np.ndarray, label: int, picked: str | int) -> None:
+    """Your digit as every class: encoded with ``label``, its code decoded with each of the ten."""
+    names = class_names(ws.settings.dataset)
+    if picked == GUESS:
+        st.markdown(t("draw.guessed", name=names[label], item=item_name()))
+    else:
+        st.markdown(t("draw.picked", name=names[label], item=item_name()))
+    strip = ws.refresh().as_every_class(digit, label)  # [10, 28, 28]
+    st.image(to_display(tile(strip, CLASSES, gap=2), 3), output_format="PNG",
+             caption=t("draw.every_class_caption", names=", ".join(names)))  # fmt: skip
 
 
 def _upload_image():
@@ -104,14 +145,15 @@ def _prepare(image) -> np.ndarray | None:
     return digit
 
 
-def _show(ws: Workspace, digit: np.ndarray | None, pictures: bool) -> None:
+def _show(ws: Workspace, digit: np.ndarray | None, pictures: bool, picked: str | int | None = None) -> None:
     if digit is None:
         return
     inference = ws.refresh()
-    z_mean, z_log_var = (code[0] for code in inference.encode(digit[None]))
+    label = _label_for(ws, picked, digit)
+    z_mean, z_log_var = (code[0] for code in inference.encode(digit[None], label))
     st.session_state["drawn"] = {"digit": digit, "z_mean": z_mean, "z_log_var": z_log_var}
     if pictures:
-        reconstruction = inference.decode(z_mean[None])[0]
+        reconstruction = inference.decode(z_mean[None], label)[0]
         left, right = st.columns(2)
         left.image(to_display(digit, 6), caption=t("draw.input_caption", item=item_name()), output_format="PNG",
                    width=168)  # fmt: skip
@@ -120,8 +162,10 @@ def _show(ws: Workspace, digit: np.ndarray | None, pictures: bool) -> None:
         z_std = np.exp(0.5 * z_log_var)
         st.plotly_chart(code_bars(z_mean, z_std, {"mean": t("draw.code_axis")}), key="drawn_code",
                         config={"displayModeBar": False})  # fmt: skip
+    if label is not None:
+        _every_class(ws, digit, label, picked)
     send, keep_a, keep_b = st.columns(3)
-    send.button(t("draw.send"), on_click=send_to_explorer, args=(z_mean,), key="send_code", type="primary")
+    send.button(t("draw.send"), on_click=send_to_explorer, args=(z_mean, label), key="send_code", type="primary")
     keep_a.button(t("draw.keep_a"), on_click=_keep, args=("a", z_mean), key="keep_a")
     keep_b.button(t("draw.keep_b"), on_click=_keep, args=("b", z_mean), key="keep_b")
 

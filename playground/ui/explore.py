@@ -12,6 +12,7 @@ import streamlit as st
 
 from playground.imaging import tile, to_display
 from playground.latent import grid_codes, interpolate, order_by_kl
+from playground.models import CLASSES
 from playground.ui import instrument
 from playground.ui.feedback import guarded
 from playground.ui.i18n import t
@@ -24,6 +25,27 @@ CODE = "latent_code"  # the current code, [L] float32
 CODE_SERIAL = "latent_code_serial"  # counts the server's moves of the code, so the page takes each once
 KEPT = "explore_kept"  # the grid and interpolation settings, kept while another tab is open
 PAGE_KEY = "instrument_explore"
+CLASS = "explore_class"  # a conditional model's class: the sliders then change only its style
+
+
+def class_names(dataset: str) -> list[str]:
+    """The ten labels' names: digits, or Fashion-MNIST's kinds of clothing."""
+    if dataset == "fashion_mnist":
+        return t("classes.fashion_mnist").split("|")
+    return [str(label) for label in range(CLASSES)]
+
+
+def chosen_class(ws: Workspace) -> int | None:
+    """The class picked for a conditional model (None for the others)."""
+    if not ws.settings.conditional:
+        return None
+    label = st.session_state.get(CLASS, 0)
+    return label if isinstance(label, int) and 0 <= label < CLASSES else 0
+
+
+def runs_in_page(ws: Workspace) -> bool:
+    """Whether the page's instrument can run this model (dense ones); a convolutional one decodes here."""
+    return instrument.runs_in_page(ws.settings)
 
 
 def code_key(dim: int) -> str:
@@ -51,16 +73,28 @@ def set_code(code: np.ndarray) -> None:
     st.session_state[CODE_SERIAL] = st.session_state.get(CODE_SERIAL, 0) + 1
 
 
-def send_to_explorer(code: np.ndarray) -> None:
-    """From another tab's callback: move the sliders to ``code`` and open the Explore tab."""
+def send_to_explorer(code: np.ndarray, label: int | None = None) -> None:
+    """From another tab's callback: move the sliders to ``code`` (a conditional model's class picker to
+    ``label``) and open the Explore tab."""
     set_code(code)
+    if label is not None:
+        st.session_state[CLASS] = int(label)
     open_tab("explore")
 
 
 def render(ws: Workspace) -> None:
     st.checkbox(t("explore.order_by_kl"), key="order_by_kl", help=t("help.order_by_kl"))
-    st.fragment(run_every=instrument.poll_seconds(ws))(_instrument)(ws)
-    if not instrument.page_runs_model():
+    if ws.settings.conditional:
+        names = class_names(ws.settings.dataset)
+        st.session_state.setdefault(CLASS, 0)
+        st.radio(t("explore.class"), list(range(CLASSES)), format_func=names.__getitem__, key=CLASS, horizontal=True,
+                 help=t("help.explore_class"))  # fmt: skip
+    if not runs_in_page(ws):
+        st.info(t("explore.conv_server"))
+        st.fragment(run_every=instrument.poll_seconds(ws))(_sliders)(ws)
+    else:
+        st.fragment(run_every=instrument.poll_seconds(ws))(_instrument)(ws)
+    if runs_in_page(ws) and not instrument.page_runs_model():
         # The server's own sliders, for where the page cannot run the model (AppTest). Next to the
         # page's they would go stale and, sent back on the next run, move the code back.
         with st.expander(t("explore.server_title")):
@@ -87,6 +121,7 @@ def _instrument(ws: Workspace) -> None:
         "code": [round(float(v), 4) for v in current_code(latent_dim)],
         "code_serial": st.session_state.get(CODE_SERIAL, 0),
         "order": _order(ws),
+        "label": chosen_class(ws) or 0,
     }
     instrument.mount(ws, "explore", meta, key=PAGE_KEY,
                      on_change={"on_code_change": lambda: _code_from_page(latent_dim)})  # fmt: skip
@@ -118,7 +153,7 @@ def _sliders(ws: Workspace) -> None:
         for position, dim in enumerate(_order(ws)):
             columns[position % len(columns)].slider(code_key(dim), -SPAN, SPAN, step=0.05, key=code_key(dim),
                                                     on_change=_slider_moved, args=(latent_dim,))  # fmt: skip
-    image = ws.refresh().decode(current_code(latent_dim)[None])[0]
+    image = ws.refresh().decode(current_code(latent_dim)[None], chosen_class(ws))[0]
     image_column.image(to_display(image, 8), caption=t("explore.caption"), output_format="PNG")
 
 
@@ -163,7 +198,7 @@ def _manifold(ws: Workspace) -> None:
     span = st.slider(t("explore.grid_span"), 0.5, SPAN, step=0.25, key=_kept("grid_span", 2.0))
     _remember("grid_steps", "grid_span")
     codes = grid_codes(current_code(latent_dim), dims, steps, span)
-    images = ws.refresh().decode(codes)
+    images = ws.refresh().decode(codes, chosen_class(ws))
     st.image(
         to_display(tile(images, steps, gap=0), 2),
         caption=t("explore.grid_caption", x=dims[0], y=dims[1]),
@@ -195,8 +230,9 @@ def _interpolation(ws: Workspace) -> None:
         chosen = ws.dataset.x_test[[a, b]]
         st.image(to_display(tile(chosen, 2, gap=2), 2), caption=t("explore.strip_preview", a=a, b=b),
                  output_format="PNG")  # fmt: skip
-        start, end = inference.encode(chosen)[0]
+        labels = ws.dataset.y_test[[a, b]] if ws.settings.conditional else None  # each with its own class
+        start, end = inference.encode(chosen, labels)[0]
     steps = st.slider(t("explore.strip_steps"), 3, 15, key=_kept("strip_steps", 9))
     _remember("strip_steps")
-    images = inference.decode(interpolate(start, end, steps))
+    images = inference.decode(interpolate(start, end, steps), chosen_class(ws))
     st.image(to_display(tile(images, steps, gap=0), 3), caption=t("explore.strip_caption"), output_format="PNG")

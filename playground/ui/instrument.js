@@ -11,6 +11,7 @@ const FIELD = 28;
 const BOX = 20;
 const INK = 280; // the drawing canvas' intrinsic size
 const PEN = 18;
+const HEADER = 44; // the weights blob's header bytes
 
 // ---- the blob ----
 
@@ -47,17 +48,23 @@ function weightsKey(blob) {
 }
 
 function readWeights(blob) {
-  // Header: magic, format, version, latent, intermediate, original, has_encoder, count, crc32 (little-endian).
+  // Header: magic, format, version, latent, intermediate, original, has_encoder, count, crc32,
+  // hidden layers, classes (little-endian uint32s; 44 bytes). See playground/inference.py pack_weights.
   const view = new DataView(blob.buffer, blob.byteOffset, blob.byteLength);
-  const [version, L, H, O, hasEncoder, count, crc] = [8, 12, 16, 20, 24, 28, 32].map((o) => view.getUint32(o, true));
-  const floatBytes = blob.slice(36, 36 + 4 * count); // a copy: Float32Array needs an aligned buffer of its own
+  const [version, L, H, O, hasEncoder, count, crc, layers, C] = [8, 12, 16, 20, 24, 28, 32, 36, 40].map((o) =>
+    view.getUint32(o, true),
+  );
+  const floatBytes = blob.slice(HEADER, HEADER + 4 * count); // a copy: Float32Array needs an aligned buffer of its own
   if (floatBytes.length !== 4 * count || crc32(floatBytes) !== crc) throw new Error("instrument: damaged weights");
   const values = new Float32Array(floatBytes.buffer);
   let offset = 0;
   const take = (size) => values.subarray(offset, (offset += size));
-  const model = { version, L, H, O, raw: blob.slice(), loadedAt: performance.now() };
-  model.decoder = { k1: take(L * H), b1: take(H), k2: take(H * O), b2: take(O) };
-  if (hasEncoder) model.encoder = { k1: take(O * H), b1: take(H), km: take(H * L), bm: take(L), kv: take(H * L), bv: take(L) };
+  const layer = (rows, cols, relu) => ({ k: take(rows * cols), b: take(cols), rows, cols, relu });
+  const hidden = (rows) => [layer(rows, H, true), ...Array.from({ length: layers - 1 }, () => layer(H, H, true))];
+  // C > 0: a conditional model; the one-hot label follows the code (decoder) and the pixels (encoder).
+  const model = { version, L, H, O, C, raw: blob.slice(), loadedAt: performance.now() };
+  model.decoder = [...hidden(L + C), layer(H, O, false)];
+  if (hasEncoder) model.encoder = { layers: hidden(O + C), mean: layer(H, L, false), logVar: layer(H, L, false) };
   return model;
 }
 
@@ -75,53 +82,45 @@ function modelFor(blob, key) {
 
 // ---- the math: dense layers in typed-array loops ----
 
-function decode(model, code, out) {
-  const { L, H, O } = model;
-  const { k1, b1, k2, b2 } = model.decoder;
-  const hidden = new Float64Array(H);
-  for (let h = 0; h < H; h++) hidden[h] = b1[h];
-  for (let i = 0; i < L; i++) {
-    const z = code[i];
-    if (z === 0) continue;
-    const row = i * H;
-    for (let h = 0; h < H; h++) hidden[h] += z * k1[row + h];
+function dense(layer, input, label = -1) {
+  // input [rows - C] and, when label >= 0, a one-hot label [C] after it -> [cols], ReLU if the layer has it.
+  const { k, b, cols, relu } = layer;
+  const acc = new Float64Array(cols);
+  for (let j = 0; j < cols; j++) acc[j] = b[j];
+  for (let i = 0; i < input.length; i++) {
+    const x = input[i];
+    if (x === 0) continue; // a drawing is mostly black, a ReLU's output mostly zero
+    const row = i * cols;
+    for (let j = 0; j < cols; j++) acc[j] += x * k[row + j];
   }
-  const acc = new Float64Array(O);
-  for (let o = 0; o < O; o++) acc[o] = b2[o];
-  for (let h = 0; h < H; h++) {
-    const a = hidden[h];
-    if (a <= 0) continue; // ReLU
-    const row = h * O;
-    for (let o = 0; o < O; o++) acc[o] += a * k2[row + o];
+  if (label >= 0) {
+    const row = (input.length + label) * cols; // the one-hot's 1 picks one row of the kernel
+    for (let j = 0; j < cols; j++) acc[j] += k[row + j];
   }
-  for (let o = 0; o < O; o++) out[o] = 1 / (1 + Math.exp(-acc[o])); // sigmoid
+  if (relu) for (let j = 0; j < cols; j++) acc[j] = Math.max(0, acc[j]);
+  return acc;
+}
+
+function conditioned(model, label) {
+  // The label the model reads: -1 for an unconditional one, else a class in 0..C-1.
+  return model.C > 0 ? Math.min(model.C - 1, Math.max(0, label | 0)) : -1;
+}
+
+function decode(model, code, out, label = 0) {
+  let x = dense(model.decoder[0], code, conditioned(model, label));
+  for (let i = 1; i < model.decoder.length; i++) x = dense(model.decoder[i], x);
+  for (let o = 0; o < model.O; o++) out[o] = 1 / (1 + Math.exp(-x[o])); // sigmoid
   return out;
 }
 
-function encode(model, pixels) {
-  const { L, H, O } = model;
-  const { k1, b1, km, bm, kv, bv } = model.encoder;
-  const hidden = new Float64Array(H);
-  for (let h = 0; h < H; h++) hidden[h] = b1[h];
-  for (let i = 0; i < O; i++) {
-    const x = pixels[i];
-    if (x === 0) continue; // a drawing is mostly black
-    const row = i * H;
-    for (let h = 0; h < H; h++) hidden[h] += x * k1[row + h];
-  }
-  const mean = new Float64Array(L);
-  const logVar = new Float64Array(L);
-  for (let j = 0; j < L; j++) [mean[j], logVar[j]] = [bm[j], bv[j]];
-  for (let h = 0; h < H; h++) {
-    const a = Math.max(0, hidden[h]);
-    if (a === 0) continue;
-    for (let j = 0; j < L; j++) {
-      mean[j] += a * km[h * L + j];
-      logVar[j] += a * kv[h * L + j];
-    }
-  }
-  return { mean, logVar };
+function encode(model, pixels, label = 0) {
+  const { layers, mean, logVar } = model.encoder;
+  let x = dense(layers[0], pixels, conditioned(model, label));
+  for (let i = 1; i < layers.length; i++) x = dense(layers[i], x);
+  return { mean: dense(mean, x), logVar: dense(logVar, x) };
 }
+
+export { readWeights, decode, encode }; // for tests/test_instrument_math.py, which runs them in Node
 
 // ---- MNIST preparation: a port of playground.imaging.to_mnist for a canvas' RGBA pixels ----
 
@@ -341,6 +340,7 @@ class Explorer {
     this.labels = meta.labels;
     this.code = new Float64Array(meta.code);
     this.serial = meta.code_serial;
+    this.label = meta.label ?? 0; // the class a conditional model draws (the server's class picker)
     this.model = null;
     this.pixels = new Float32Array(FIELD * FIELD);
     this.metrics = { latency: [], frameLatency: [], weights: [], arrivals: [], draws: 0 };
@@ -472,7 +472,7 @@ class Explorer {
 
   redraw(timeStamp) {
     if (!this.model) return;
-    decode(this.model, this.code, this.pixels);
+    decode(this.model, this.code, this.pixels, this.label);
     paint(this.image, this.pixels);
     this.metrics.draws += 1;
     if (timeStamp !== undefined) {
@@ -502,7 +502,7 @@ class Explorer {
       for (let c = 0; c < steps; c++) {
         code[dx] = (-1 + (2 * (c + 0.5)) / steps) * span;
         if (dy !== dx) code[dy] = (1 - (2 * (r + 0.5)) / steps) * span;
-        decode(this.model, code, out);
+        decode(this.model, code, out, this.label);
         for (let y = 0; y < FIELD; y++) {
           for (let x = 0; x < FIELD; x++) {
             const q = 4 * ((r * FIELD + y) * steps * FIELD + c * FIELD + x);
@@ -533,6 +533,10 @@ class Explorer {
       this.serial = meta.code_serial;
       this.code = new Float64Array(meta.code);
       this.syncControls();
+      moved = true;
+    }
+    if ((meta.label ?? 0) !== this.label) {
+      this.label = meta.label ?? 0; // a new class, the same code: the same style
       moved = true;
     }
     if (model !== this.model) {
@@ -568,6 +572,7 @@ class Drawer {
     this.send = send;
     this.labels = meta.labels;
     this.strokes = (meta.strokes || []).map((s) => s.map((p) => [p[0], p[1]]));
+    this.label = meta.label ?? 0; // the class a conditional model encodes with (picked, or the best guess)
     this.model = null;
     this.digit = new Float32Array(FIELD * FIELD);
     this.pixels = new Float32Array(FIELD * FIELD);
@@ -723,8 +728,8 @@ class Drawer {
       this.drawBars();
       return;
     }
-    this.code = encode(this.model, this.digit);
-    decode(this.model, this.code.mean, this.pixels);
+    this.code = encode(this.model, this.digit, this.label);
+    decode(this.model, this.code.mean, this.pixels, this.label);
     paint(this.recon, this.pixels);
     this.drawBars();
     this.metrics.updates += 1;
@@ -774,9 +779,14 @@ class Drawer {
   }
 
   update(meta, model) {
+    const label = meta.label ?? 0;
     if (model !== this.model) {
       this.model = model;
+      this.label = label;
       record(this.metrics.weights, { version: model.version, lagMs: Date.now() - meta.sent_at, at: performance.now() });
+      this.compute();
+    } else if (label !== this.label) {
+      this.label = label;
       this.compute();
     }
   }

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from playground.inference import pack_weights
+from playground.inference import HEADER_BYTES, pack_weights
 from playground.ui.i18n import item_name, language, t
 from playground.workspace import Workspace
 
@@ -60,10 +60,21 @@ def envelope(meta: dict, weights: bytes) -> bytes:
     return MAGIC + struct.pack("<I", len(block)) + block + b"\0" * (-len(block) % 4) + weights
 
 
+def runs_in_page(settings) -> bool:
+    """Whether the page can run this model: the dense ones; a convolutional one decodes on the server."""
+    return settings.architecture == "dense"
+
+
+# What the page gets for a model it cannot run: no weights, so it only draws (Draw) and the server decodes.
+_NO_WEIGHTS = {"identity": None, "blob": b"", "key": "", "at": 0.0, "sent_at": 0, "delivered": True}
+
+
 def _weights(ws: Workspace, mode: str, encoder: bool) -> dict:
     """The packed weights for ``mode`` (key, blob, when packed), re-packed only when there is news."""
+    if not runs_in_page(ws.settings):
+        return dict(_NO_WEIGHTS)
     inference = ws.refresh()
-    identity = (id(ws.trainer), inference.version, encoder, ws.settings.latent_dim, ws.settings.intermediate_dim)
+    identity = (id(ws.trainer), inference.version, encoder, ws.settings.model_key())
     blobs = st.session_state.setdefault(_BLOBS, {})
     cached = blobs.get(mode)
     if cached is not None and cached["identity"] == identity:
@@ -72,7 +83,7 @@ def _weights(ws: Workspace, mode: str, encoder: bool) -> dict:
     if too_soon and ws.training:
         return cached  # throttled: a later poll sends the newer weights
     blob = pack_weights(inference.model, inference.version or 0, encoder=encoder)
-    key = f"{zlib.crc32(blob[36:])}:{(len(blob) - 36) // 4}"  # what the page caches the weights by
+    key = f"{zlib.crc32(blob[HEADER_BYTES:])}:{(len(blob) - HEADER_BYTES) // 4}"  # what the page caches them by
     blobs[mode] = {"identity": identity, "blob": blob, "key": key, "at": time.monotonic(),
                    "sent_at": time.time() * 1000, "delivered": False}  # fmt: skip
     return blobs[mode]
@@ -85,7 +96,9 @@ def mount(ws: Workspace, mode: str, meta: dict, key: str, on_change: dict[str, C
     does not hold them (a reload, an evicted cache) asks for them with its "need" state.
     """
     weights = _weights(ws, mode, encoder=mode == "draw")
-    signature = f"{mode}:{ws.settings.latent_dim}:{language()}:{ws.settings.dataset}:{meta.get('order')}"
+    # A new signature remounts the page's instrument: a convolutional model must not keep a dense one's weights.
+    signature = f"{mode}:{ws.settings.latent_dim}:{ws.settings.architecture}:{language()}:{ws.settings.dataset}:" \
+        f"{meta.get('order')}"  # fmt: skip
     block = {**meta, "mode": mode, "labels": _labels(), "sent_at": weights["sent_at"], "signature": signature,
              "weights_key": weights["key"]}  # fmt: skip
     payload = envelope(block, b"" if weights["delivered"] else weights["blob"])

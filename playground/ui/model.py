@@ -11,6 +11,7 @@ import streamlit as st
 from playground.architecture import describe
 from playground.losses import kl_per_dimension, loss_terms
 from playground.model_files import MAX_MODEL_BYTES, load_vae, save_vae
+from playground.models import settings_of
 from playground.ui import experiment
 from playground.ui.feedback import flash, guarded
 from playground.ui.i18n import t
@@ -66,8 +67,9 @@ def kl_term(ws: Workspace) -> tuple[float, float]:
     """(KL, β · KL) of the current model on the first test images, as the current loss computes the term."""
     images = ws.dataset.x_test[:KL_SAMPLE].reshape(-1, 784)  # [B, 784]
     inference = ws.refresh()
-    z_mean, z_log_var = inference.encode(images)  # each [B, L]
-    reconstruction = inference.decode(z_mean).reshape(-1, 784)
+    labels = ws.dataset.y_test[:KL_SAMPLE] if ws.settings.conditional else None  # [B]: a conditional model's
+    z_mean, z_log_var = inference.encode(images, labels)  # each [B, L]
+    reconstruction = inference.decode(z_mean, labels).reshape(-1, 784)
     terms = loss_terms(ws.settings.loss, images, reconstruction, kl_per_dimension(z_mean, z_log_var))
     kl = float(np.mean(np.asarray(terms.kl)))
     return kl, ws.settings.kl_weight * kl
@@ -119,8 +121,7 @@ def _load_upload(ws: Workspace) -> None:
             flash("error", t("model.upload_error", detail=error))
             return
     config = model.get_config()
-    settings = ws.settings.replace(latent_dim=model.latent_dim, intermediate_dim=model.intermediate_dim,
-                                   kl_weight=model.kl_weight, seed=config.get("seed") or 0)  # fmt: skip
+    settings = ws.settings.replace(**settings_of(model), kl_weight=model.kl_weight, seed=config.get("seed") or 0)
     ws.switch(settings, model)
     set_widgets(settings)
     flash("success", t("model.upload_done", name=upload.name, latent=model.latent_dim))

@@ -108,6 +108,8 @@ def _setting_text(settings: Settings, name: str) -> str:
         return DATASET_TITLES[value]
     if name == "loss":
         return t(f"runs.loss_{value}")
+    if isinstance(value, bool):  # conditional
+        return t("settings.on") if value else t("settings.off")
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
@@ -170,7 +172,8 @@ def _test_mse(ws: Workspace, run: RunInfo) -> float | None:
     """The run's reconstruction error on its dataset's test digits (None if its model or data can't be read)."""
     try:
         images = ws.load_data(run.settings.dataset).dataset.x_test[:MSE_DIGITS]
-        return round(_per_model_file(run, "mse", lambda model: reconstruction_mse(model, images)), 5)
+        labels = ws.load_data(run.settings.dataset).dataset.y_test[:MSE_DIGITS]
+        return round(_per_model_file(run, "mse", lambda model: reconstruction_mse(model, images, labels)), 5)
     except ValueError:
         return None
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from playground.config import PRESETS, FieldSpec, Settings, check, epochs_for, fields, preset
+from playground.config import MODEL_FIELDS, PRESETS, FieldSpec, Settings, check, epochs_for, fields, preset
 from playground.data import DATASETS as DATASET_TITLES
 from playground.ui import link
 from playground.ui.i18n import LANGUAGES, localize_widgets, t
@@ -141,6 +141,9 @@ def _widget(setting: FieldSpec, **callback) -> bool:
         draw = st.radio if setting.widget == "radio" else st.selectbox
         draw(label, list(names), format_func=names.get, key=key, help=help_text, **callback)
         return True
+    if setting.widget == "toggle":
+        st.toggle(label, key=key, help=help_text, **callback)
+        return True
     allowed = t("settings.range", low=setting.show(setting.low), high=setting.show(setting.high))
     help_text = f"{help_text}\n\n{allowed}"
     if setting.widget == "steps":
@@ -196,9 +199,19 @@ def _model_changes(ws: Workspace, desired: Settings) -> str:
     changes = []
     for setting in fields():
         before, after = getattr(current, setting.name), getattr(desired, setting.name)
-        if setting.name in ("dataset", "latent_dim", "intermediate_dim", "seed") and before != after:
-            changes.append(f"{t(setting.text_key)} {titles.get(before, before)} → {titles.get(after, after)}")
+        if setting.name in ("dataset", *MODEL_FIELDS) and before != after:
+            before, after = (_shown(setting, value, titles) for value in (before, after))
+            changes.append(f"{t(setting.text_key)} {before} → {after}")
     return ", ".join(changes)
+
+
+def _shown(setting: FieldSpec, value, titles: dict) -> str:
+    """A value as the question shows it: a dataset's title, a translated choice, on/off."""
+    if setting.widget == "toggle":
+        return t("settings.on") if value else t("settings.off")
+    if setting.choices is not None and setting.name != "dataset":
+        return choice_names(setting.name)[value]
+    return titles.get(value, value)
 
 
 def _discard_and_apply(ws: Workspace) -> None:
