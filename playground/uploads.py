@@ -27,6 +27,7 @@ import os
 import re
 import stat
 import struct
+import tokenize
 import warnings
 import zipfile
 import zlib
@@ -69,8 +70,9 @@ _JUNK = re.compile(r"(^|/)(__MACOSX/|\.[^/]*$|Thumbs\.db$|desktop\.ini$)", re.IG
 _ARCHIVES = (".zip", ".npz", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar")
 _ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, lzma.LZMAError, EOFError, OSError,
                NotImplementedError, RuntimeError, ValueError, struct.error, IndexError, OverflowError)  # fmt: skip
+# numpy parses a .npy header with Python's tokenizer and literal_eval: damaged headers raise many kinds.
 _HEADER_ERRORS = (ValueError, SyntaxError, TypeError, EOFError, OSError, KeyError, OverflowError, MemoryError,
-                  RecursionError)  # fmt: skip
+                  RecursionError, tokenize.TokenError)  # fmt: skip
 _PICTURE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError,
                    struct.error, zlib.error, Image.DecompressionBombError)  # fmt: skip
 
@@ -104,7 +106,7 @@ def load_files(files: list[tuple[str, bytes]], title: str = "") -> Dataset:
         _check_file_size(name, len(raw))
         total += len(raw)
     if total > MAX_TOTAL_BYTES:
-        raise ValueError(f"These files hold {total / 2**20:,.0f} MB together; the limit is {_mb(MAX_TOTAL_BYTES)}.")
+        raise ValueError(f"These files hold {_mb(total)} together; the limit is {_mb(MAX_TOTAL_BYTES)}.")
     names = [name for name, _ in files]
     kinds = {_kind(name, raw) for name, raw in files}
     if len(kinds) > 1:
@@ -315,7 +317,7 @@ def _pixels(array: np.ndarray, where: str) -> _Pixels:
         if not np.all(np.isfinite(values)):
             bad = int(np.sum(~np.isfinite(values)))
             raise ValueError(f"{where} has {bad:,} pixel values that are NaN or infinite.")
-        low, high = (float(values.min(initial=0.0)), float(values.max(initial=0.0)))
+        low, high = (float(values.min(initial=np.inf)), float(values.max(initial=-np.inf)))
         if low < 0 or high > 255:
             raise ValueError(f"{where} has pixel values from {low:g} to {high:g}; use 0 to 1, or 0 to 255.")
         if high > 1:
@@ -324,7 +326,7 @@ def _pixels(array: np.ndarray, where: str) -> _Pixels:
             values = values * 255.0
         pixels = np.rint(values).astype(np.uint8)
     else:
-        low, high = int(values.min(initial=0)), int(values.max(initial=0))
+        low, high = (int(values.min()), int(values.max())) if values.size else (0, 0)
         if low < 0 or high > 255:
             raise ValueError(f"{where} has pixel values from {low} to {high}; whole numbers must be 0 to 255.")
         pixels = values.astype(np.uint8) * (255 if values.dtype.kind == "b" else 1)
@@ -427,7 +429,7 @@ def zip_members(name: str, raw: bytes, only: tuple[str, ...] = PICTURE_TYPES) ->
         raise ValueError(f"{name} holds {len(infos):,} files; the limit is {MAX_ZIP_MEMBERS:,}.")
     declared = sum(info.file_size for info in infos)
     if declared > MAX_UNCOMPRESSED:
-        raise ValueError(f"{name} would unpack to {declared / 2**20:,.0f} MB (a zip bomb?); "
+        raise ValueError(f"{name} would unpack to {_mb(declared)} (a zip bomb?); "
                          f"the limit is {_mb(MAX_UNCOMPRESSED)}.")  # fmt: skip
     wanted = []
     for info in infos:
@@ -748,8 +750,10 @@ def _check_file_size(name: str, size: int) -> None:
     if size == 0:
         raise ValueError(f"{name} is empty.")
     if size > MAX_FILE_BYTES:
-        raise ValueError(f"{name} is {size / 2**20:,.0f} MB; the limit is {_mb(MAX_FILE_BYTES)} a file.")
+        raise ValueError(f"{name} is {_mb(size)}; the limit is {_mb(MAX_FILE_BYTES)} a file.")
 
 
 def _mb(size: int) -> str:
-    return f"{size / 2**20:,.0f} MB"
+    """A size in MB as people read it: 200 MB, 1.5 MB, 0.01 MB."""
+    megabytes = size / 2**20
+    return f"{megabytes:,.0f} MB" if megabytes >= 10 else f"{megabytes:.2g} MB"
