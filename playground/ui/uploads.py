@@ -3,7 +3,7 @@
 Files are checked whole by ``playground.uploads``; a refused file leaves the dataset in
 use as it was and says why under the uploader. An accepted one is kept in the workspace's
 ``datasets/`` folder (so a reload, a restart and its runs find it again) and chosen in
-the picker: the sidebar then switches to it as to any dataset (asking first for a trained model).
+the picker: an untrained model switches to it at once; a trained one asks first, as for any dataset.
 """
 
 from __future__ import annotations
@@ -65,6 +65,12 @@ def _use(ws: Workspace) -> None:
         return
     _follow_epochs(ws, len(dataset.x_train))
     st.session_state[PICKER] = dataset.name
+    if not ws.trained and not ws.training:  # nothing to lose: switch now, so the whole page shows the new data
+        try:
+            ws.switch(ws.settings.replace(dataset=dataset.name))
+        except ValueError as error:
+            st.session_state[ERROR] = str(error)
+            return
     flash("success", t("upload.done", title=dataset.title, train=f"{len(dataset.x_train):,}",
                        test=f"{len(dataset.x_test):,}", labels=", ".join(dataset.class_names[:12])))  # fmt: skip
 
