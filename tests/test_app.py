@@ -560,7 +560,8 @@ def test_the_uploaders_own_texts_are_translated(app):
     assert "上传" not in styles(), "English needs no override"
     app.radio(key="lang").set_value("zh").run()
     css = styles()
-    assert 'content: "上传"' in css and 'content: "每个文件不超过 20MB"' in css and "把文件拖放到这里" in css
+    limit = 100  # MB: .streamlit/config.toml's server.maxUploadSize (your own datasets, playground/uploads.py)
+    assert 'content: "上传"' in css and f'content: "每个文件不超过 {limit}MB"' in css and "把文件拖放到这里" in css
     # The CSS finds Streamlit's texts by test id: the installed Streamlit must still render them.
     import streamlit
 
