@@ -742,6 +742,23 @@ def load_kept(workspace: Path | None, name: str) -> Dataset:
     return dataset
 
 
+def cli_source(dataset: Dataset) -> str:
+    """The ``--source`` that reads an upload's files again from the terminal (run where the files are)."""
+    names = [name.strip() for name in dataset.location.split(",") if name.strip()]
+    kinds = {_kind_quietly(name) for name in names}
+    if kinds == {"npy"} and len(names) > 1:
+        return "quickdraw:" + ",".join(names)
+    prefix = {"npz": "npz", "npy": "npz", "zip": "images", "idx": "idx"}.get(kinds.pop() if len(kinds) == 1 else "")
+    return f"{prefix}:{','.join(names)}" if prefix else "images:YOUR_PICTURES_FOLDER"
+
+
+def _kind_quietly(name: str) -> str:
+    try:
+        return _kind(name, b"")
+    except ValueError:
+        return ""
+
+
 def _suffix(name: str) -> str:
     return PurePosixPath(name.replace("\\", "/")).suffix.lower()
 

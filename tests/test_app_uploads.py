@@ -108,3 +108,16 @@ def test_the_uploader_speaks_chinese(app):
     app.radio(key="lang").set_value("zh").run()
     assert any(e.label == "你自己的图像" for e in app.sidebar.expander)
     assert any(b.label == "检查并使用这些文件" for b in app.button)
+
+
+def test_the_code_tab_trains_on_the_same_files_from_the_terminal(app, mnist):
+    from playground.cli import build_parser
+    from playground.ui.code import command, snippet
+
+    upload(app, [("drawings.zip", drawings_zip(mnist), "application/zip")])
+    workspace = app.session_state["workspace"]
+    line = command(workspace)
+    assert "--source images:drawings.zip" in line and "--dataset" not in line
+    args = build_parser().parse_args(line.split()[3:])  # the flags after "python -m playground"
+    assert args.source == "images:drawings.zip"
+    assert "load_dataset(settings.dataset, 'images:drawings.zip')" in snippet(workspace)

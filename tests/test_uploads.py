@@ -476,3 +476,24 @@ def test_a_bad_file_from_the_cli_is_one_clear_line(tmp_path, capsys):
     )
     assert main(["train", "--source", f"images:{tmp_path / 'missing'}"]) == 2
     assert "missing could not be read" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("location", "source"),
+    [
+        ("d.npz", "npz:d.npz"),
+        ("d.npy", "npz:d.npy"),
+        ("cat.npy, dog.npy", "quickdraw:cat.npy,dog.npy"),
+        ("drawings.zip", "images:drawings.zip"),
+        ("i-idx3-ubyte.gz, l-idx1-ubyte.gz", "idx:i-idx3-ubyte.gz,l-idx1-ubyte.gz"),
+        ("a.png, b.png", "images:YOUR_PICTURES_FOLDER"),
+    ],
+)
+def test_the_terminal_source_of_an_upload_reads_the_same_files(rng, location, source):
+    import dataclasses
+
+    images, labels = digits(rng, 20, 2)
+    dataset = dataclasses.replace(load_files([("x.npz", npz(x=images, y=labels))]), location=location)
+    assert uploads.cli_source(dataset) == source
+    kind, _, argument = source.partition(":")
+    assert kind in ("npz", "images", "quickdraw", "idx")  # the prefixes load_dataset sends to load_source

@@ -10,6 +10,7 @@ import streamlit as st
 from playground import layers, losses, models, steps
 from playground.config import Settings, fields
 from playground.ui.i18n import t
+from playground.uploads import cli_source
 from playground.workspace import Workspace
 
 SOURCES = [
@@ -49,7 +50,7 @@ model = build_vae(settings)
 
 # The trained weights, from the file the Model tab downloads (put it in the folder you run this from):
 model = load_vae("vae-playground.keras")
-images = load_dataset(settings.dataset, "auto").x_test[:8].reshape(-1, 784)  # [8, 784] in [0, 1]
+images = load_dataset(settings.dataset, {_source(ws)!r}).x_test[:8].reshape(-1, 784)  # [8, 784] in [0, 1]
 z_mean, z_log_var, z = model.encoder(images)  # each [8, {s.latent_dim}]
 digits = model.decoder(z_mean)  # [8, 784]
 print(digits.shape)
@@ -61,7 +62,13 @@ def command(ws: Workspace) -> str:
     flags = " ".join(f"{spec.flag} {spec.show(getattr(ws.settings, spec.name)).replace(',', '')}"
                      if spec.choices is None else f"{spec.flag} {getattr(ws.settings, spec.name)}"
                      for spec in fields())  # fmt: skip
+    if ws.dataset.origin == "upload":  # your own images: the terminal reads the same files
+        flags = flags.replace(f"--dataset {ws.settings.dataset}", f"--source {cli_source(ws.dataset)}")
     return f"python -m playground train {flags} --out my-run"
+
+
+def _source(ws: Workspace) -> str:
+    return cli_source(ws.dataset) if ws.dataset.origin == "upload" else "auto"
 
 
 def render(ws: Workspace) -> None:
