@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from playground import uploads
 from tests.conftest import APP
-from tests.test_app import button, number, wait_until_idle
+from tests.test_app import button, number, open_tab, wait_until_idle
 
 
 def _png(array: np.ndarray) -> bytes:
@@ -95,12 +95,17 @@ def test_a_run_on_uploaded_images_comes_back_after_a_restart(app, mnist):
     app.session_state["workspace"].close()  # the janitor closes it; a later session restores it from disk
     reloaded = AppTest.from_file(APP, default_timeout=120)
     reloaded.query_params["ws"] = token
+    reloaded.query_params["data"] = name  # the address the page wrote
     reloaded.run()
-    assert not reloaded.exception
+    assert not reloaded.exception and not reloaded.warning and not reloaded.error
     workspace = reloaded.session_state["workspace"]
     assert workspace is not app.session_state["workspace"] and workspace.trained
     assert workspace.dataset.name == name and workspace.dataset.class_names == ("3", "7")
     assert reloaded.selectbox(key="set_dataset").value == name
+    open_tab(reloaded, "runs")
+    assert not reloaded.exception
+    table = reloaded.dataframe[0].value
+    assert list(table["Dataset"]) == ["Your images: drawings"]
     workspace.stop(wait=True)
 
 
