@@ -57,6 +57,7 @@ MAX_PICTURE_BYTES = 20 * 2**20  # one picture in a zip or folder
 MAX_PICTURE_PIXELS = 25_000_000  # one picture (5000 x 5000), read from its header before decoding
 MAX_TOTAL_PIXELS = 400_000_000  # all pictures together (about 33 phone photos of 12 MP)
 MAX_NAME = 40  # characters of a label or a title
+MAX_KEPT = 8  # datasets kept in one workspace; the oldest beyond this are deleted (their runs say so when reopened)
 
 TEST_FRACTION = 0.15  # of each class, held out for the test split (at least one)
 SPLIT_SEED = 20_251_126  # the split never changes for the same files
@@ -685,6 +686,9 @@ def keep(dataset: Dataset, workspace: Path) -> Path:
     about = {"title": dataset.label, "class_names": list(dataset.class_names), "location": dataset.location,
              "notes": list(dataset.notes), "source": dataset.source}  # fmt: skip
     _atomic(folder / f"{dataset.name}.json", lambda handle: handle.write(json.dumps(about, indent=2).encode()))
+    for stale in list(kept(workspace))[MAX_KEPT:]:  # newest first: the one just kept stays
+        for path in (folder / f"{stale}.json", folder / f"{stale}.npz"):
+            path.unlink(missing_ok=True)
     return arrays
 
 

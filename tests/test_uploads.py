@@ -199,6 +199,24 @@ def test_a_dataset_is_kept_in_the_workspace_and_read_back_whole(rng, tmp_path):
         uploads.load_kept(tmp_path, "upload-0123456789abcdef")
 
 
+def test_a_workspace_keeps_its_newest_datasets_only(rng, tmp_path, monkeypatch):
+    import os
+
+    monkeypatch.setattr(uploads, "MAX_KEPT", 2)
+    names = []
+    for age in range(3):
+        images, labels = digits(rng, 20, 2)
+        dataset = load_files([(f"set{age}.npz", npz(x=images, y=labels))])
+        uploads.keep(dataset, tmp_path)
+        about = tmp_path / "datasets" / f"{dataset.name}.json"
+        os.utime(about, (1_000 + age, 1_000 + age))  # one second apart, whatever the file system's clock
+        names.append(dataset.name)
+    assert list(uploads.kept(tmp_path)) == names[:0:-1]
+    assert sorted(p.name for p in (tmp_path / "datasets").iterdir()) == sorted(
+        f"{name}.{ext}" for name in names[1:] for ext in ("json", "npz")
+    )
+
+
 # ---- bad files: each refused, named, and why ----
 
 
