@@ -43,7 +43,8 @@ def render(ws: Workspace) -> None:
         st.markdown(t("upload.formats", images=f"{uploads.MAX_IMAGES:,}", mb=st.get_option("server.maxUploadSize"),
                       classes=uploads.MAX_CLASSES, least=uploads.MIN_IMAGES))  # fmt: skip
         files = st.file_uploader(t("upload.files"), accept_multiple_files=True, key=FILES,
-                                 help=t("upload.files_help"), disabled=ws.runs_dir is None)  # fmt: skip
+                                 help=t("upload.files_help"), disabled=ws.runs_dir is None,
+                                 on_change=st.session_state.pop, args=(ERROR, None))  # new files: a new verdict
         st.button(t("upload.use"), key="data_upload_use", on_click=_use, args=(ws,), disabled=not files,
                   width="stretch")  # fmt: skip
         if st.session_state.get(ERROR):
