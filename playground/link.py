@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from playground.config import ARCHITECTURES, DATASETS, LOSSES, Settings
+from playground.data import is_upload_name
 
 # Settings field -> its name in the address (short enough to read, long enough to guess).
 PARAMS = {
@@ -76,7 +77,7 @@ def settings_from_params(params: Mapping[str, str], defaults: Settings) -> tuple
 
 def _parsed(name: str, value: str) -> str | float:
     if name == "dataset":
-        if value not in DATASETS:
+        if value not in DATASETS and not is_upload_name(value):  # your own images, kept in the workspace
             raise ValueError(f"The dataset must be one of {', '.join(DATASETS)}.")
         return value
     if name == "loss":

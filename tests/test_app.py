@@ -233,7 +233,7 @@ def _built_keys() -> dict[str, set[str]]:
         'f"{name}.{value}"': choices,  # sidebar: the loss names (datasets keep their own titles)
         "setting.text_key": {s.text_key for s in fields()},
         "setting.help_key": {s.help_key for s in fields()},
-        'f"source.{data.origin}"': {f"source.{o}" for o in origins - {"keras"}},
+        'f"source.{data.origin}"': {f"source.{o}" for o in origins - {"keras"}} | {"source.upload"},
         'f"source.keras_{data.location}"': {"source.keras_cache", "source.keras_download"},
         'f"preset.{name}"': {f"preset.{name}" for name in PRESETS},
         'f"tab.{tab_id}"': {f"tab.{tab_id}" for tab_id in tabs},
@@ -241,8 +241,8 @@ def _built_keys() -> dict[str, set[str]]:
         'f"chart.{name}"': {f"chart.{name}" for name in curves},
         'f"chart.val_{name}"': {f"chart.val_{name}" for name in curves},
         'f"uploader.{name}"': {f"uploader.{name}" for name in _UPLOADER_TEXTS},
-        'f"items.{ws.dataset.name}"': {f"items.{name}" for name in fields()[0].choices},
-        'f"item.{dataset}"': {f"item.{name}" for name in fields()[0].choices},
+        'f"items.{ws.dataset.kind}"': {f"items.{name}" for name in (*fields()[0].choices, "upload")},
+        'f"item.{kind}"': {f"item.{name}" for name in (*fields()[0].choices, "upload")},
         'f"model.kl_value_{ws.settings.loss}"': {f"model.kl_value_{loss}" for loss in LOSSES},
         'f"model.objective_{ws.settings.loss}"': {f"model.objective_{loss}" for loss in LOSSES},
         'f"runs.loss_{s.loss}"': {f"runs.loss_{loss}" for loss in LOSSES},
@@ -560,7 +560,8 @@ def test_the_uploaders_own_texts_are_translated(app):
     assert "上传" not in styles(), "English needs no override"
     app.radio(key="lang").set_value("zh").run()
     css = styles()
-    assert 'content: "上传"' in css and 'content: "每个文件不超过 20MB"' in css and "把文件拖放到这里" in css
+    limit = 100  # MB: .streamlit/config.toml's server.maxUploadSize (your own datasets, playground/uploads.py)
+    assert 'content: "上传"' in css and f'content: "每个文件不超过 {limit}MB"' in css and "把文件拖放到这里" in css
     # The CSS finds Streamlit's texts by test id: the installed Streamlit must still render them.
     import streamlit
 

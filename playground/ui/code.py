@@ -10,6 +10,7 @@ import streamlit as st
 from playground import layers, losses, models, steps
 from playground.config import Settings, fields
 from playground.ui.i18n import t
+from playground.uploads import cli_source
 from playground.workspace import Workspace
 
 SOURCES = [
@@ -58,7 +59,7 @@ model = build_vae(settings)
 
 # The trained weights, from the file the Model tab downloads (put it in the folder you run this from):
 model = load_vae("vae-playground.keras")
-data = load_dataset(settings.dataset, "auto")
+data = load_dataset(settings.dataset, {_source(ws)!r})
 images = data.x_test[:8].reshape(-1, 784)  # [8, 784] in [0, 1]
 {_encode_lines(s)}print(digits.shape)
 """
@@ -79,8 +80,10 @@ as_sevens = model.decoder(z_mean, labels=[7] * 8)  # the same styles, drawn as 7
 
 def command(ws: Workspace) -> str:
     """The terminal command that trains with the current settings: one flag per setting."""
-    return f"python -m playground train {' '.join(_flag(spec, getattr(ws.settings, spec.name)) for spec in fields())}" \
-        " --out my-run"  # fmt: skip
+    flags = " ".join(_flag(spec, getattr(ws.settings, spec.name)) for spec in fields())
+    if ws.dataset.origin == "upload":  # your own images: the terminal reads the same files
+        flags = flags.replace(f"--dataset {ws.settings.dataset}", f"--source {cli_source(ws.dataset)}")
+    return f"python -m playground train {flags} --out my-run"
 
 
 def _flag(spec, value) -> str:
@@ -88,6 +91,10 @@ def _flag(spec, value) -> str:
     if spec.widget == "toggle":
         return spec.flag if value else f"--no-{spec.flag[2:]}"
     return f"{spec.flag} {value}" if spec.choices is not None else f"{spec.flag} {spec.show(value).replace(',', '')}"
+
+
+def _source(ws: Workspace) -> str:
+    return cli_source(ws.dataset) if ws.dataset.origin == "upload" else "auto"
 
 
 def render(ws: Workspace) -> None:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import streamlit as st
 
+from playground.data import dataset_kind
+
 STRINGS_FILE = Path(__file__).with_name("strings.toml")
 LANGUAGES = {"en": "English", "zh": "中文"}
 DEFAULT_LANGUAGE = "en"
@@ -83,4 +85,5 @@ def item_name() -> str:
     """What one picture of the current dataset is called: "digit", or "piece of clothing" on Fashion-MNIST."""
     ws = st.session_state.get("workspace")
     dataset = ws.settings.dataset if ws is not None and ws.settings is not None else "mnist"
-    return t(f"item.{dataset}")
+    kind = dataset_kind(dataset)  # "upload" for your own images: an "image"
+    return t(f"item.{kind}")

@@ -17,6 +17,7 @@ from playground.inference import Inference
 from playground.latent import grid_codes
 from playground.runs import RunInfo, differing_settings, list_runs, read_history, read_model, reconstruction_mse
 from playground.ui import same_start
+from playground.ui import uploads as own_data
 from playground.ui.feedback import flash, guarded
 from playground.ui.i18n import t
 from playground.ui.sidebar import set_widgets
@@ -105,7 +106,7 @@ def _settings_table(ws: Workspace, runs: list[RunInfo], histories: dict[str, His
 def _setting_text(settings: Settings, name: str) -> str:
     value = getattr(settings, name)
     if name == "dataset":
-        return DATASET_TITLES[value]
+        return DATASET_TITLES.get(value) or own_data.titles().get(value, value)  # your own images: their title
     if name == "loss":
         return t(f"runs.loss_{value}")
     if isinstance(value, bool):  # conditional

@@ -11,10 +11,10 @@ from __future__ import annotations
 import streamlit as st
 
 from playground.config import MODEL_FIELDS, PRESETS, FieldSpec, Settings, check, epochs_for, fields, preset
-from playground.data import DATASETS as DATASET_TITLES
 from playground.ui import link
+from playground.ui import uploads as own_data
 from playground.ui.i18n import LANGUAGES, localize_widgets, t
-from playground.ui.state import load_by_name, settings_changed_elsewhere, settings_seen
+from playground.ui.state import settings_changed_elsewhere, settings_seen
 from playground.workspace import Workspace
 
 WIDGETS = {setting.name: f"set_{setting.name}" for setting in fields()}  # Settings field -> widget key
@@ -36,7 +36,7 @@ def choice_names(name: str) -> dict[str, str]:
     """The page's names for a choice setting's values (dataset titles, translated loss names)."""
     setting = next(s for s in fields() if s.name == name)
     if name == "dataset":
-        return {value: DATASET_TITLES[value] for value in setting.choices}
+        return own_data.titles()  # MNIST, Fashion-MNIST and the images uploaded to this workspace
     return {value: t(f"{name}.{value}") for value in setting.choices}
 
 
@@ -85,6 +85,7 @@ def _dataset(ws: Workspace) -> None:
     if ws.dataset.origin == "bundled":
         with st.expander(t("settings.full_data_title")):
             st.markdown(t("settings.full_data_help"))
+    own_data.render(ws)  # upload your own images
 
 
 def _dataset_changed(ws: Workspace) -> None:
@@ -97,7 +98,7 @@ def _dataset_changed(ws: Workspace) -> None:
     if st.session_state[WIDGETS["epochs"]] != epochs_for(len(ws.dataset.x_train), batch):
         return
     try:
-        data = load_by_name(st.session_state[WIDGETS["dataset"]]).dataset
+        data = ws.load_data(st.session_state[WIDGETS["dataset"]]).dataset
     except ValueError:
         return  # the sidebar says why when it applies the dataset
     st.session_state[WIDGETS["epochs"]] = epochs_for(len(data.x_train), batch)

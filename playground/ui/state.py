@@ -8,19 +8,22 @@ session of the same address) and the widgets' values.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import secrets
+from pathlib import Path
 
 import streamlit as st
 from streamlit.runtime import Runtime
 from streamlit.runtime.scriptrunner import get_script_run_ctx, script_runner
 
 from playground.config import EXPLORE, watchable
-from playground.data import load_dataset
+from playground.data import is_upload_name, load_dataset
 from playground.jobs import Supervisor
 from playground.runs import default_runs_root, workspace_dir
 from playground.training import TrainingData
+from playground.uploads import load_kept
 from playground.workspace import LoadedData, Workspace, Workspaces
 
 SOURCE_ENV = "PLAYGROUND_SOURCE"  # where the app loads data from: auto (default), bundled, keras, idx:DIR
@@ -75,8 +78,20 @@ def _is_session_alive(session_id: str) -> bool:
 
 
 def load_by_name(name: str) -> LoadedData:
-    """The workspace's data loader: a dataset by name, from this server's source."""
+    """A built-in dataset by name, from this server's source."""
     return load_data(name, data_source())
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def load_own_data(folder: str, name: str) -> LoadedData:
+    """Images uploaded to a workspace, kept in its folder (named by their contents: a name's data never changes)."""
+    dataset = load_kept(Path(folder), name)
+    return LoadedData(dataset, TrainingData.from_dataset(dataset))
+
+
+def load_in_workspace(folder: Path, name: str) -> LoadedData:
+    """A workspace's data loader: its own uploaded images (``upload-...``) or a built-in dataset."""
+    return load_own_data(str(folder), name) if is_upload_name(name) else load_by_name(name)
 
 
 @st.cache_resource(show_spinner=False)
@@ -120,7 +135,8 @@ def workspace() -> Workspace:
     token = workspace_token()
     folder = workspace_dir(default_runs_root(), token)
     registry, shared = workspaces(), supervisor()
-    found = registry.open(token, session_id(), lambda: Workspace(_first_settings(), load_by_name, shared, folder))
+    loader = functools.partial(load_in_workspace, folder)
+    found = registry.open(token, session_id(), lambda: Workspace(_first_settings(), loader, shared, folder))
     shared.register(token, lambda: registry.close(token))
     st.session_state["workspace"] = found
     if found.training:

@@ -138,7 +138,7 @@ def _reconstructions(ws: Workspace) -> None:
     originals = ws.dataset.x_test[picks]
     reconstructed = ws.refresh().reconstruct(originals)
     sheet = tile(np.concatenate([originals, reconstructed]), columns=len(picks))
-    caption = t("train.grid_caption", items=t(f"items.{ws.dataset.name}"))  # digits, or pictures of clothes
+    caption = t("train.grid_caption", items=t(f"items.{ws.dataset.kind}"))  # digits, or pictures of clothes
     st.image(to_display(sheet, 3), caption=caption, width="stretch", output_format="PNG")
 
 
