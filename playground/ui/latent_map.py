@@ -28,7 +28,7 @@ SEED = 0  # the same codes give the same map
 
 def render(ws: Workspace) -> None:
     method = _method(ws)
-    layout = _layout(ws, method)
+    layout = None if ws.closed else _layout(ws, method)
     computing = layout is not None and not layout["job"].done
     every = POLL_SECONDS if computing else REFRESH_SECONDS if ws.training else None
     st.fragment(run_every=every)(_panel)(ws, method)
