@@ -51,8 +51,10 @@ def test_the_map_switches_from_pca_to_a_tsne_computed_in_the_background(app):
     assert "Computing the t-SNE map of 500 test digits in the background" in texts(app)
     assert "principal component 1" in map_figure(app)["layout"]["xaxis"]["title"]["text"], "PCA meanwhile"
 
+    open_tab(app, "explore")  # the layout goes on while another tab is open, and the choice is kept
     assert layout["job"].wait(300), "the t-SNE layout never finished"
-    app.run()
+    open_tab(app, "map")
+    assert app.radio(key="map_method").value == "tsne"
     assert not app.exception, [e.value for e in app.exception]
     figure = map_figure(app)
     assert figure["layout"]["xaxis"]["title"]["text"] == "t-SNE 1"

@@ -4,6 +4,7 @@ meanwhile. The time it took goes to tests/artifacts/latency.json."""
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import pytest
@@ -49,8 +50,7 @@ def test_the_tsne_view_appears_within_30_s_and_the_page_answers_meanwhile(page):
     slider.press("ArrowRight")
     answered = time.monotonic() - asked
     page.get_by_role("tab", name="Latent map").click()
-    remaining = max(1.0, WITHIN_SECONDS - (time.monotonic() - asked))
-    page.locator(TSNE_CHART).first.wait_for(timeout=remaining * 1000)
+    page.locator(TSNE_CHART).first.wait_for(timeout=180_000)  # waited for longer, to record how long it took
     shown = time.monotonic() - asked
     page.get_by_text("Nearest neighbours kept").first.wait_for(timeout=5_000)
     note = page.get_by_text("Nearest neighbours kept").first.inner_text()
@@ -61,7 +61,7 @@ def test_the_tsne_view_appears_within_30_s_and_the_page_answers_meanwhile(page):
     data = json.loads(path.read_text()) if path.exists() else {}
     data["latent_map_tsne"] = record
     path.write_text(json.dumps(data, indent=2))
-    print(record)
+    print(record, "load average", os.getloadavg())
     assert shown < WITHIN_SECONDS
     points = page.locator(TSNE_CHART).first.locator(".scatterlayer .trace .points path")
     assert points.count() == 500, "every test digit of the bundled sample"
