@@ -117,9 +117,9 @@ def latent_map(
     coords: np.ndarray,
     labels: np.ndarray,
     text: Mapping[str, str],
-    drawn: tuple[np.ndarray, np.ndarray] | None = None,
+    drawn: tuple[np.ndarray, np.ndarray | None] | None = None,
 ) -> go.Figure:
-    """Test digits' mean codes on two axes, one colour a label; ``drawn`` is (centre [2], std [2])."""
+    """Test digits' mean codes on two axes, one colour a label; ``drawn`` is (centre [2], std [2] or None)."""
     traces = []
     for digit in range(10):
         where = np.flatnonzero(labels == digit)
@@ -134,7 +134,7 @@ def latent_map(
                 hovertemplate=f"{text['label']} {digit}<extra></extra>",
             )
         )
-    if drawn is not None:
+    if drawn is not None and drawn[1] is not None:  # no spread on a map whose axes are not the code's
         centre, std = drawn
         angle = np.linspace(0, 2 * np.pi, 60)
         traces.append(
@@ -146,6 +146,8 @@ def latent_map(
                 line={"color": "black", "dash": "dot"},
             )
         )
+    if drawn is not None:
+        centre = drawn[0]
         traces.append(
             go.Scatter(
                 x=[centre[0]],

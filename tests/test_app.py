@@ -215,6 +215,7 @@ def _built_keys() -> dict[str, set[str]]:
     from playground.imaging import PHOTO_PROBLEMS
     from playground.lessons import LESSONS
     from playground.ui.i18n import _UPLOADER_TEXTS
+    from playground.ui.latent_map import METHODS
     from playground.ui.runs import RUN_ENDINGS, SETTING_NAMES
     from playground.ui.same_start import CHANGEABLE
 
@@ -250,6 +251,7 @@ def _built_keys() -> dict[str, set[str]]:
         'f"settings.{name}"': {f"settings.{name}" for name in SETTING_NAMES},
         'f"state.{reason}"': {f"state.{reason}" for reason in RUN_ENDINGS},
         'f"draw.photo_{problem}"': {f"draw.photo_{problem}" for problem in PHOTO_PROBLEMS},
+        'f"map.method_{method}"': {f"map.method_{method}" for method in METHODS},
         'f"settings.{field}"': {f"settings.{name}" for name in SETTING_NAMES},  # link notes
         'f"settings.{n}"': {f"settings.{name}" for name in CHANGEABLE},  # same start, one change
         "f'settings.{name}'": {f"settings.{name}" for name in SETTING_NAMES},  # lessons, same start

@@ -31,6 +31,7 @@ PUSH_BYTES_PER_SECOND = 2_000_000  # ... and no more than this much a second (78
 PUSH_SLACK = 0.2  # a poll that comes a little early still sends: polls and pushes share the same period
 _BLOBS = "instrument_blobs"  # per session and mode: the last packed weights and when they were packed
 _PAGE_RUNS = "instrument_runs_in_page"  # set once the page has said it runs the model (never in AppTest)
+_SENDS = "instrument_sends"  # per session: numbers every block sent, so that no two are the same message
 
 
 @functools.cache
@@ -99,8 +100,13 @@ def mount(ws: Workspace, mode: str, meta: dict, key: str, on_change: dict[str, C
     # A new signature remounts the page's instrument: a convolutional model must not keep a dense one's weights.
     signature = f"{mode}:{ws.settings.latent_dim}:{ws.settings.architecture}:{language()}:{ws.settings.dataset}:" \
         f"{meta.get('order')}"  # fmt: skip
+    # Streamlit sends an element the browser says it holds (over 10 kB: this one carries its JS) as a
+    # reference to it; the browser may drop it before the reference comes (a fragment rerun asked while
+    # another run ends), which stops the page with "Cached ForwardMsg MISS". A slider pressed back and
+    # forth repeats a block; numbered, no block repeats, and the page gets each one whole.
+    sends = st.session_state[_SENDS] = st.session_state.get(_SENDS, 0) + 1
     block = {**meta, "mode": mode, "labels": _labels(), "sent_at": weights["sent_at"], "signature": signature,
-             "weights_key": weights["key"]}  # fmt: skip
+             "weights_key": weights["key"], "send": sends}  # fmt: skip
     payload = envelope(block, b"" if weights["delivered"] else weights["blob"])
     weights["delivered"] = True
     needed = functools.partial(_needed, key, mode)
