@@ -48,6 +48,10 @@ def test_one_step_of_each_loss_matches_numpy(tiny, rng):
         assert float(kl) == pytest.approx(expected_kl, rel=1e-4)
         assert float(loss) == pytest.approx(expected_reconstruction + 0.3 * expected_kl, rel=1e-4)
         np.testing.assert_allclose(kl_dims.numpy(), kl_matrix.mean(axis=0), rtol=1e-4, atol=1e-7)
+        # A full batch's path (no mask) gives the same terms.
+        unmasked = masked_losses(model, tf.constant(images), None, tf.constant(epsilon), loss_kind, kl_weight=0.3)
+        for ours, masked in zip(unmasked, (loss, reconstruction, kl, kl_dims)):
+            np.testing.assert_allclose(ours.numpy(), masked.numpy(), rtol=1e-5)
 
 
 def test_a_masked_partial_batch_counts_only_its_real_rows(tiny):
@@ -121,6 +125,28 @@ def test_the_fast_chunk_takes_the_same_steps_as_the_checked_one(tiny):
     np.testing.assert_allclose(fast.kl_per_dim_sum.numpy(), checked.kl_per_dim_sum.numpy(), rtol=1e-4)
     for ours, theirs in zip(fast_weights, checked_weights):
         np.testing.assert_allclose(ours, theirs, rtol=1e-3, atol=1e-5)
+
+
+def test_the_fast_chunk_in_pieces_takes_the_same_steps_as_in_one_call(tiny):
+    """Chunks that end before, at and after the plan's last (partial, masked) batch add up to one call."""
+    results = []
+    for pieces in ([(0, 11)], [(0, 4), (4, 6), (10, 1)], [(0, 10), (10, 1)]):
+        model, optimizer, variables, data, indices, sizes = _chunk_setup(tiny)
+        loss_sum, kl_dims = 0.0, 0.0
+        for start, count in pieces:
+            result = train_chunk_fast(model, optimizer, variables, data, indices, sizes, tf.constant(start),
+                                      tf.constant(count), loss_kind="guide", seed=5)  # fmt: skip
+            assert int(result.steps) == count
+            loss_sum += float(result.loss_sum)
+            kl_dims = kl_dims + result.kl_per_dim_sum.numpy()
+        results.append((loss_sum, kl_dims, model.get_weights(), int(optimizer.iterations.numpy())))
+    whole = results[0]
+    for loss_sum, kl_dims, weights, steps in results[1:]:
+        assert steps == whole[3] == 11
+        assert loss_sum == pytest.approx(whole[0], rel=1e-5)
+        np.testing.assert_allclose(kl_dims, whole[1], rtol=1e-5)
+        for ours, theirs in zip(weights, whole[2]):
+            np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-7)
 
 
 def test_the_fast_chunk_reports_a_loss_that_stopped_being_finite(tiny):
