@@ -25,6 +25,10 @@ from playground.training import EXPLODED_RATIO, Control, Trainer
 from tests.reference import gaussian_kl, guide_training_loop, vae_forward
 from tests.support import wait_for
 
+# Waits for XLA's first compile (a few CPU-seconds) before a control is tested; not a timing:
+# on two cores shared with other test runs (load 30-40 measured) a compile took over 30 s.
+COMPILE_WAIT = 180.0
+
 
 def test_one_step_of_each_loss_matches_numpy(tiny, rng):
     """The masked loss terms, on fixed noise, against a numpy forward pass and closed-form KL."""
@@ -258,7 +262,7 @@ def _run_in_thread(trainer, control=None):
 def test_stop_from_another_thread_takes_effect_quickly_and_resume_keeps_state(mnist):
     trainer = Trainer(Settings(epochs=1000), mnist)
     thread, outcome, control = _run_in_thread(trainer)
-    wait_for(lambda: trainer.step > 300)  # compiled and running
+    wait_for(lambda: trainer.step > 300, COMPILE_WAIT)  # compiled and running
     asked = time.monotonic()
     control.stop()
     thread.join(5)
@@ -279,7 +283,7 @@ def test_stop_from_another_thread_takes_effect_quickly_and_resume_keeps_state(mn
 def test_pause_holds_training_and_resume_continues(mnist):
     trainer = Trainer(Settings(epochs=1000), mnist)
     thread, outcome, control = _run_in_thread(trainer)
-    wait_for(lambda: trainer.step > 100)
+    wait_for(lambda: trainer.step > 100, COMPILE_WAIT)  # compiled and running
     control.pause()
     time.sleep(0.3)
     paused_at = trainer.step
