@@ -1,7 +1,8 @@
 """The real page in Debian's Chromium: train, watch the chart grow, draw, steer the decoder, stop.
 
-Also measures what users feel: slider-to-image latency (median of repeated moves)
-and stroke-to-reconstruction time, written to tests/artifacts/latency.json.
+Also measures what users feel: Start to the first loss point on the page, slider-to-image
+latency (median of repeated moves) and stroke-to-reconstruction time, written to
+tests/artifacts/latency.json.
 Screenshots of a failing test go to tests/artifacts/.
 """
 
@@ -92,10 +93,33 @@ def test_1_page_loads_without_an_exception(page):
     assert page.get_by_label("Intermediate size", exact=True).input_value() == "256"
 
 
-def test_2_start_training_makes_the_loss_chart_grow(page):
+def wait_until_idle(server, seconds: float = 1.0, busy: float = 0.15, timeout: float = 120) -> None:
+    """Until the server spends less than ``busy`` CPU-seconds in ``seconds``: the background warm-up
+    (compiling the next run's loop) has finished, as it has for a visitor who reads the page first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        before = server.cpu_seconds()
+        time.sleep(seconds)
+        if server.cpu_seconds() - before < busy:
+            return
+    raise AssertionError(f"the server stayed busy for {timeout} s")
+
+
+# Start -> the first loss point drawn, once the warm-up has finished: the trainer's first compiled
+# call, one poll of the chart's fragment (0.45 s) and the browser's redraw. Issue 15's target is 1 s;
+# the bound leaves room for a CI machine whose two cores run other jobs (the figure is printed).
+FIRST_POINT_BOUND_S = 3.0
+
+
+def test_2_start_training_makes_the_loss_chart_grow(page, server):
     set_number(page, "Epochs", 1000)  # long enough to watch, stopped by test 5
+    wait_until_idle(server)
+    clicked = time.monotonic()
     start_button(page).click()
-    wait_for(lambda: points(page) > 0, 60, "the loss chart never appeared")
+    wait_for(lambda: points(page) > 0, 60, "the loss chart never appeared", poll=0.01)
+    first_point = time.monotonic() - clicked
+    record_latency("start_to_first_loss_point", [first_point * 1000])
+    assert first_point < FIRST_POINT_BOUND_S
     changes, last, started = 0, points(page), time.monotonic()
     while time.monotonic() - started < 4.0:
         now = points(page)

@@ -25,6 +25,10 @@ from playground.training import EXPLODED_RATIO, Control, Trainer
 from tests.reference import gaussian_kl, guide_training_loop, vae_forward
 from tests.support import wait_for
 
+# Waits for XLA's first compile (a few CPU-seconds) before a control is tested; not a timing:
+# on two cores shared with other test runs (load 30-40 measured) a compile took over 30 s.
+COMPILE_WAIT = 180.0
+
 
 def test_one_step_of_each_loss_matches_numpy(tiny, rng):
     """The masked loss terms, on fixed noise, against a numpy forward pass and closed-form KL."""
@@ -48,6 +52,10 @@ def test_one_step_of_each_loss_matches_numpy(tiny, rng):
         assert float(kl) == pytest.approx(expected_kl, rel=1e-4)
         assert float(loss) == pytest.approx(expected_reconstruction + 0.3 * expected_kl, rel=1e-4)
         np.testing.assert_allclose(kl_dims.numpy(), kl_matrix.mean(axis=0), rtol=1e-4, atol=1e-7)
+        # A full batch's path (no mask) gives the same terms.
+        unmasked = masked_losses(model, tf.constant(images), None, tf.constant(epsilon), loss_kind, kl_weight=0.3)
+        for ours, masked in zip(unmasked, (loss, reconstruction, kl, kl_dims)):
+            np.testing.assert_allclose(ours.numpy(), masked.numpy(), rtol=1e-5)
 
 
 def test_a_masked_partial_batch_counts_only_its_real_rows(tiny):
@@ -121,6 +129,28 @@ def test_the_fast_chunk_takes_the_same_steps_as_the_checked_one(tiny):
     np.testing.assert_allclose(fast.kl_per_dim_sum.numpy(), checked.kl_per_dim_sum.numpy(), rtol=1e-4)
     for ours, theirs in zip(fast_weights, checked_weights):
         np.testing.assert_allclose(ours, theirs, rtol=1e-3, atol=1e-5)
+
+
+def test_the_fast_chunk_in_pieces_takes_the_same_steps_as_in_one_call(tiny):
+    """Chunks that end before, at and after the plan's last (partial, masked) batch add up to one call."""
+    results = []
+    for pieces in ([(0, 11)], [(0, 4), (4, 6), (10, 1)], [(0, 10), (10, 1)]):
+        model, optimizer, variables, data, indices, sizes = _chunk_setup(tiny)
+        loss_sum, kl_dims = 0.0, 0.0
+        for start, count in pieces:
+            result = train_chunk_fast(model, optimizer, variables, data, indices, sizes, tf.constant(start),
+                                      tf.constant(count), loss_kind="guide", seed=5)  # fmt: skip
+            assert int(result.steps) == count
+            loss_sum += float(result.loss_sum)
+            kl_dims = kl_dims + result.kl_per_dim_sum.numpy()
+        results.append((loss_sum, kl_dims, model.get_weights(), int(optimizer.iterations.numpy())))
+    whole = results[0]
+    for loss_sum, kl_dims, weights, steps in results[1:]:
+        assert steps == whole[3] == 11
+        assert loss_sum == pytest.approx(whole[0], rel=1e-5)
+        np.testing.assert_allclose(kl_dims, whole[1], rtol=1e-5)
+        for ours, theirs in zip(weights, whole[2]):
+            np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-7)
 
 
 def test_the_fast_chunk_reports_a_loss_that_stopped_being_finite(tiny):
@@ -232,7 +262,7 @@ def _run_in_thread(trainer, control=None):
 def test_stop_from_another_thread_takes_effect_quickly_and_resume_keeps_state(mnist):
     trainer = Trainer(Settings(epochs=1000), mnist)
     thread, outcome, control = _run_in_thread(trainer)
-    wait_for(lambda: trainer.step > 300)  # compiled and running
+    wait_for(lambda: trainer.step > 300, COMPILE_WAIT)  # compiled and running
     asked = time.monotonic()
     control.stop()
     thread.join(5)
@@ -253,7 +283,7 @@ def test_stop_from_another_thread_takes_effect_quickly_and_resume_keeps_state(mn
 def test_pause_holds_training_and_resume_continues(mnist):
     trainer = Trainer(Settings(epochs=1000), mnist)
     thread, outcome, control = _run_in_thread(trainer)
-    wait_for(lambda: trainer.step > 100)
+    wait_for(lambda: trainer.step > 100, COMPILE_WAIT)  # compiled and running
     control.pause()
     time.sleep(0.3)
     paused_at = trainer.step

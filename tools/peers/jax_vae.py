@@ -5,7 +5,7 @@ Install it in a scratch environment (``python -m venv ENV && ENV/bin/pip install
 and run it from the repository root, or let ``tools/peers/compare.py`` drive it.
 
 As a worker (``--serve``) it compiles and warms up once, then answers each line
-``run EPOCHS`` on stdin with one JSON line: steps, seconds (compile excluded), the last loss.
+``run EPOCHS`` on stdin with one JSON line: steps, seconds and CPU seconds (compile excluded), the last loss.
 """
 
 from __future__ import annotations
@@ -119,13 +119,13 @@ class Peer:
         self.compile_seconds = time.perf_counter() - started
 
     def run(self, epochs: int) -> dict:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         for _ in range(epochs):
             self.key, epoch_key = jax.random.split(self.key)
             self.params, self.opt_state, step_losses = self.epoch(self.params, self.opt_state, epoch_key, self.x_train)
         last = float(jnp.mean(step_losses))  # waits for the device
-        seconds = time.perf_counter() - started
-        return {"steps": epochs * self.steps_per_epoch, "seconds": seconds, "loss": last}
+        seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+        return {"steps": epochs * self.steps_per_epoch, "seconds": seconds, "cpu_seconds": cpu_seconds, "loss": last}
 
 
 def build_parser() -> argparse.ArgumentParser:
