@@ -19,8 +19,9 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx, script_runner
 from playground.config import EXPLORE, watchable
 from playground.data import load_dataset
 from playground.jobs import Supervisor
-from playground.runs import default_runs_root, workspace_dir
+from playground.runs import WorkspaceBusy, WorkspaceLease, default_runs_root, workspace_dir
 from playground.training import TrainingData
+from playground.ui.i18n import t
 from playground.workspace import LoadedData, Workspace, Workspaces
 
 SOURCE_ENV = "PLAYGROUND_SOURCE"  # where the app loads data from: auto (default), bundled, keras, idx:DIR
@@ -120,7 +121,12 @@ def workspace() -> Workspace:
     token = workspace_token()
     folder = workspace_dir(default_runs_root(), token)
     registry, shared = workspaces(), supervisor()
-    found = registry.open(token, session_id(), lambda: Workspace(_first_settings(), load_by_name, shared, folder))
+    make = lambda: Workspace(_first_settings(), load_by_name, shared, folder, WorkspaceLease(folder))  # noqa: E731
+    try:
+        found = registry.open(token, session_id(), make)
+    except WorkspaceBusy as busy:  # another app server (replica) has it open
+        st.error(t("workspace.busy_elsewhere", host=busy.host))
+        st.stop()
     shared.register(token, lambda: registry.close(token))
     st.session_state["workspace"] = found
     if found.training:
