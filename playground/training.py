@@ -725,3 +725,72 @@ def divergence_message(diverged_step: int, loss_ratio: float | None, restored_ep
     else:
         kept = f"the weights from step {restored_step:,}, where this run started, were restored"
     return f"{what}; {kept}. Lower the learning rate and train again."
+
+
+# ---- a trainer's state as plain data: to carry a model on in another process (see worker_core.py) ----
+
+
+@dataclass
+class TrainerState:
+    """What a trainer needs to carry on in another process: numpy arrays and plain values, picklable.
+
+    ``carry`` is None for a model that starts with a fresh optimizer (a new model, a reset, a
+    reopened run or a crash's last copy); a run's end fills it, so that the next run goes on
+    exactly as it would have in the same trainer (optimizer moments, the epoch in progress, the
+    shuffling's random state, the state kept against divergence).
+    """
+
+    settings: Settings
+    weights: list[np.ndarray]  # model.get_weights()
+    epoch: int = 0  # epochs completed
+    target_epoch: int = 0
+    step_offset: int = 0  # steps a loaded model had taken before this optimizer
+    weights_version: int = 0
+    carry: dict | None = None
+
+
+def trainer_state(trainer: Trainer) -> TrainerState:
+    """``trainer``'s whole state, as numpy (call it between runs, from the thread that runs them)."""
+    plan = trainer._plan
+    carry = {
+        "optimizer": [v.numpy() for v in trainer.optimizer.variables],
+        "steps_taken": float(trainer._variables.steps_taken.numpy()),
+        "kept_variables": [v.numpy() for v in trainer._kept_variables],
+        "kept": trainer._kept, "first": trainer._first, "last_score": trainer._last_score,
+        "rng": trainer._rng.bit_generator.state,
+        "plan": None if plan is None else (plan.indices.numpy(), plan.sizes.numpy(), plan.position, plan.sums),
+        "last_epoch": trainer._last_epoch, "last_val": trainer._last_val, "train_seconds": trainer._train_seconds,
+    }  # fmt: skip
+    return TrainerState(trainer.settings, trainer.model.get_weights(), trainer.epoch, trainer._target_epoch,
+                        trainer._step_offset, trainer._weights_version, carry)  # fmt: skip
+
+
+def load_trainer_state(trainer: Trainer, state: TrainerState) -> None:
+    """Make ``trainer`` (of the same sizes and seed) carry on from ``state``; nothing compiles."""
+    if state.settings.model_key() != trainer.settings.model_key():
+        raise ValueError("A trainer can take the state only of a model of its own sizes and seed.")
+    trainer.settings = state.settings
+    trainer.reset()
+    trainer.model.set_weights(state.weights)
+    trainer.epoch, trainer._target_epoch, trainer._step_offset = state.epoch, state.target_epoch, state.step_offset
+    trainer._variables.steps_before.assign(float(state.step_offset))
+    carry = state.carry
+    if carry is not None:
+        for variable, value in zip(trainer.optimizer.variables, carry["optimizer"]):
+            variable.assign(value)
+        trainer._take_rates(state.settings)  # the settings' rates, not the restored learning-rate variable's
+        trainer._variables.steps_taken.assign(carry["steps_taken"])
+        for variable, value in zip(trainer._kept_variables, carry["kept_variables"]):
+            variable.assign(value)
+        trainer._kept, trainer._first, trainer._last_score = carry["kept"], carry["first"], carry["last_score"]
+        trainer._rng.bit_generator.state = carry["rng"]
+        if carry["plan"] is not None:
+            indices, sizes, position, sums = carry["plan"]
+            if indices.shape[1] == state.settings.batch_size:  # a new batch size starts the epoch again
+                trainer._plan = _EpochPlan(tf.constant(indices), tf.constant(sizes), sums)
+                trainer._plan.position = position
+        trainer._last_epoch, trainer._last_val = carry["last_epoch"], carry["last_val"]
+        trainer._train_seconds = carry["train_seconds"]
+    with trainer._lock:
+        trainer._weights_version = state.weights_version
+    trainer._publish(force=True)
