@@ -15,17 +15,24 @@ This module imports Ray; nothing imports this module unless the variable is set.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+import time
 import uuid
 from pathlib import Path
 
 import ray
 import ray.exceptions
 
+from playground.config import Settings
+from playground.jobs import RAY_ADDRESS_ENV, Supervisor, TrainingJob
+from playground.training import Control, TrainingData
 from playground.worker_core import Command, Failed, JobSpec, LoadData, Rates, Shutdown, WorkerCore
+from playground.workers import RemoteTrainer
 
-RAY_ADDRESS_ENV = "PLAYGROUND_RAY_ADDRESS"
+log = logging.getLogger("playground")
+
 RAY_CPUS_ENV = "PLAYGROUND_RAY_CPUS"
 RAY_GPUS_ENV = "PLAYGROUND_RAY_GPUS"
 NAMESPACE = "vae-playground"  # the app's actors, by name, in ``ray list actors`` and the dashboard
@@ -71,6 +78,8 @@ class TrainingActor:
         self.core = WorkerCore()
         self._outbox: list[object] = []
         self._ready = threading.Condition()
+        self._starting: set[str] = set()  # jobs started whose first message has not come yet
+        self._stops: set[str] = set()  # stops that came for them (the core would not know the job yet)
 
     def ready(self) -> dict:
         """Where the actor runs (the server waits on this to know Ray has placed it)."""
@@ -84,9 +93,15 @@ class TrainingActor:
 
     def start(self, spec: JobSpec) -> None:
         """Run ``spec`` in a thread of the actor; its messages wait in the outbox for ``poll``."""
+        with self._ready:
+            self._starting.add(spec.job_id)
         threading.Thread(target=self.core.run, args=(spec, self._emit), name="playground-job", daemon=True).start()
 
     def command(self, message: Command | Rates) -> None:
+        """Stop, pause, resume or new rates; a stop that overtakes its job's start is kept for it."""
+        with self._ready:
+            if message.job_id in self._starting and isinstance(message, Command) and message.action == "stop":
+                self._stops.add(message.job_id)
         self.core.command(message)
 
     def poll(self, wait: float = POLL_SECONDS) -> list[object]:
@@ -98,9 +113,16 @@ class TrainingActor:
         return messages
 
     def _emit(self, message: object) -> None:
+        job_id = getattr(message, "job_id", None)
         with self._ready:
             self._outbox.append(message)
             self._ready.notify_all()
+            first = job_id in self._starting
+            self._starting.discard(job_id)
+            stop = first and job_id in self._stops
+            self._stops.discard(job_id)
+        if stop:  # the core knows the job now (it emits only once it has taken it)
+            self.core.command(Command(job_id, "stop"))
 
 
 class RayCluster:
@@ -139,9 +161,12 @@ class RayWorker:
         self.cluster, self.actor, self.name = cluster, actor, name
         self._placed = actor.ready.remote()
         self._poll = None
+        self._inbox: list[object] = []
         self._job_id: str | None = None
         self.lost: str | None = None  # why the actor is gone, once it is
         self.closed = False
+        self.holds: list[tuple] = []  # what a local worker process reports; an actor serves one run
+        self.data_keys: set[str] = set()
 
     @property
     def waiting(self) -> bool:
@@ -161,11 +186,15 @@ class RayWorker:
             self.actor.command.remote(message)
         elif isinstance(message, Shutdown):
             self.close()
-        else:
-            raise TypeError(f"no such message for a training actor: {type(message).__name__}")
+        # anything else (a request to compile ahead) has no use: an actor is made for each run
 
-    def receive(self, timeout: float) -> list[object]:
-        """Messages from the actor, waiting up to ``timeout`` s; a lost actor reads as one ``Failed``."""
+    def receive(self, timeout: float) -> object | None:
+        """The next message from the actor, or None after ``timeout`` s; a lost actor reads as ``Failed``."""
+        if not self._inbox:
+            self._inbox = self._fetch(timeout)
+        return self._inbox.pop(0) if self._inbox else None
+
+    def _fetch(self, timeout: float) -> list[object]:
         if self.lost is not None or self.closed:
             return []
         if self._poll is None:
@@ -201,3 +230,89 @@ def _runtime_env() -> dict:
     TensorFlow take GPU memory as it needs it, so actors with a fraction of one GPU can share it."""
     package = str(Path(__file__).resolve().parent)
     return {"py_modules": [package], "env_vars": {"TF_FORCE_GPU_ALLOW_GROWTH": "true", "TF_CPP_MIN_LOG_LEVEL": "2"}}
+
+
+class ActorSlot:
+    """Where one model's runs train: a Ray actor reserved when a run is to start, ended when it ends.
+
+    Plays the part of ``workers.WorkerPool`` for a ``RemoteTrainer``: one per model,
+    so that the actor its job waited for is the one its run gets.
+    """
+
+    def __init__(self, cluster: RayCluster):
+        self.cluster = cluster
+        self._reserved: RayWorker | None = None
+        self._lock = threading.Lock()
+
+    def reserve(self, control: Control, poll: float = 0.1) -> bool:
+        """Ask Ray for an actor and wait until it is placed; False (and no actor) if stopped meanwhile."""
+        worker = self.cluster.worker()
+        while worker.waiting and not control.stop_requested:
+            time.sleep(poll)
+        if control.stop_requested or worker.lost:
+            worker.close()
+            return False
+        with self._lock:
+            self._reserved = worker
+        return True
+
+    def checkout(self, holds: tuple | None = None) -> RayWorker:
+        with self._lock:
+            worker, self._reserved = self._reserved, None
+        return worker if worker is not None else self.cluster.worker()
+
+    def checkin(self, worker: RayWorker) -> None:
+        """A run ended: its actor goes, and its CPUs go back to the cluster."""
+        worker.close()
+
+    def discard(self, worker: RayWorker) -> None:
+        worker.close()
+
+    def prepare(self, state, data) -> None:
+        """Nothing to compile ahead: the actor is made for the run."""
+
+
+class RaySupervisor(Supervisor):
+    """The server's trainings on a Ray cluster: Ray schedules them (no local slot cap), the janitor is the same.
+
+    A job is "queued" while Ray has not placed its actor ("waiting for a free CPU on
+    the cluster" in the page: it has no place in a queue of this server's); a stop
+    then cancels the actor.
+    """
+
+    def __init__(self, address: str | None = None):
+        super().__init__(max_workers=1, mode="threads")  # neither this server's slots nor its worker processes
+        self.cluster = RayCluster(address or configured_address() or "auto")
+
+    def trainer(self, settings: Settings, data: TrainingData) -> RemoteTrainer:
+        return RemoteTrainer(settings, data, ActorSlot(self.cluster))
+
+    def recycle(self, trainer) -> None:
+        """Nothing to keep: each run has its own actor."""
+
+    def acquire(self, job: TrainingJob) -> bool:
+        """Wait until Ray places the job's actor; False if the job was stopped while it waited."""
+        with self._condition:
+            self._queue.append(job)
+        try:
+            placed = job.trainer.workers.reserve(job.control)
+        except Exception:  # the cluster refused: the run asks again, and fails with Ray's words on the page
+            log.exception("could not reserve a training actor")
+            placed = True
+        with self._condition:
+            self._queue.remove(job)
+            if placed:
+                self._running.add(job)
+            self._condition.notify_all()
+        return placed
+
+    def queue_position(self, job: TrainingJob) -> int | None:
+        return None
+
+    def waiting_for_cluster(self, job: TrainingJob) -> bool:
+        """True while ``job`` waits for Ray to find it a CPU (or GPU)."""
+        with self._condition:
+            return job in self._queue
+
+    def shutdown(self) -> None:
+        self.cluster.shutdown()

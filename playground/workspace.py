@@ -72,6 +72,7 @@ class Status:
     result: RunResult | None
     error: str | None
     save_error: str | None  # the run trained but could not be kept on disk
+    waiting_for_cluster: bool = False  # queued because a Ray cluster has no free CPU for it yet
 
     @property
     def active(self) -> bool:
@@ -250,6 +251,7 @@ class Workspace:
             result=job.result if job is not None else None,
             error=job.error if job is not None else None,
             save_error=job.save_error if job is not None else None,
+            waiting_for_cluster=job is not None and state == "queued" and job.waiting_for_cluster,
         )
 
     # runs and the current model on disk

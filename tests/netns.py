@@ -92,7 +92,9 @@ def rerun_here(module_file: str, timeout: float = RERUN_SECONDS):
         print(output)
         assert done.returncode == 0, f"the re-run in the namespace failed:\n{output[-6000:]}"
         last = output.strip().splitlines()[-1]
-        assert " passed" in last and " skipped" not in last, f"something did not run in the namespace: {last}"
+        assert " passed" in last, last
+        if os.environ.get(REQUIRE_RAY_ENV) == "1":  # CI: every test of the module must have run
+            assert " skipped" not in last, f"something did not run in the namespace: {last}"
 
     return test_in_a_network_namespace
 

@@ -13,8 +13,19 @@ import pytest
 
 from playground.config import Settings
 from playground.models import build_vae
-from playground.training import TrainerState
+from playground.training import TrainerState, TrainingData
 from playground.worker_core import Command, Failed, Finished, JobSpec, LoadData, NeedData, Started, Update, Weights
+from playground.workspace import LoadedData, Workspace
+from tests.browser import (
+    ARTIFACTS,
+    POINTS_JS,
+    Server,
+    launch_chromium,
+    open_context,
+    require_chromium,
+    set_number,
+    start_button,
+)
 from tests.netns import in_namespace, listening_addresses, ray_cluster, rerun_here  # noqa: F401  (a fixture)
 from tests.support import wait_for
 
@@ -47,9 +58,10 @@ def collect(worker, flat, until, timeout: float = 120.0) -> list:
     messages, deadline = [], time.monotonic() + timeout
     while not until(messages):
         assert time.monotonic() < deadline, f"timed out; got {[type(m).__name__ for m in messages][-20:]}"
-        for message in worker.receive(0.5):
-            if isinstance(message, NeedData):
-                worker.send(LoadData(message.key, *flat))
+        message = worker.receive(0.5)
+        if isinstance(message, NeedData):
+            worker.send(LoadData(message.key, *flat))
+        if message is not None:
             messages.append(message)
     return messages
 
@@ -100,3 +112,156 @@ def test_a_third_actor_waits_for_a_cpu_on_a_two_cpu_cluster(cluster, flat):
     finally:
         for worker in workers:
             worker.close()
+
+
+# ---- through the workspace, as the page uses it ----
+
+
+@pytest.fixture(scope="module")
+def supervisor(ray_cluster):  # noqa: F811
+    shared = ray_backend.RaySupervisor(ray_cluster.address)
+    yield shared
+    shared.shutdown()
+
+
+@pytest.fixture(scope="module")
+def loader(tiny):
+    loaded = LoadedData(tiny, TrainingData.from_dataset(tiny))
+    return lambda name: loaded
+
+
+def training_actors() -> list:
+    alive = ray.util.state.list_actors(filters=[("state", "=", "ALIVE")])
+    return [actor for actor in alive if actor.class_name == "TrainingActor"]
+
+
+def wait_training(workspace: Workspace, records: int = 5, timeout: float = 180.0) -> None:
+    start = len(workspace.trainer.history)
+    wait_for(lambda: workspace.status().state == "running" and len(workspace.trainer.history) >= start + records,
+             timeout, f"no training updates: {workspace.status()}")  # fmt: skip
+
+
+def test_a_workspace_trains_through_an_actor_streams_stops_at_once_and_starts_again(supervisor, loader, tmp_path):
+    workspace = Workspace(SETTINGS, loader, supervisor, tmp_path)
+    workspace.start()
+    wait_training(workspace)
+    before, started = len(workspace.trainer.history), time.monotonic()
+    time.sleep(3.0)
+    rate = (len(workspace.trainer.history) - before) / (time.monotonic() - started)
+    print(f"updates through Ray: {rate:.1f}/s")
+    assert rate >= 2.0, f"{rate:.1f} updates/s"
+    actors = training_actors()
+    assert len(actors) == 1 and actors[0].name.startswith(ray_backend.ACTOR_PREFIX), actors
+    asked = time.monotonic()
+    workspace.stop()
+    wait_for(lambda: not workspace.training, 10, "training did not stop")
+    took = time.monotonic() - asked
+    print(f"stop took {took:.2f} s")
+    assert took < 1.0 and workspace.status().state == "stopped"
+    wait_for(lambda: not training_actors(), 10, "the actor outlived its run")
+    step = workspace.status().step
+    workspace.start()  # carries on from where it stopped, in a new actor
+    wait_training(workspace)
+    assert workspace.status().step > step and min(r.step for r in workspace.trainer.history.records()) <= step
+    workspace.stop(wait=True)
+
+
+def test_a_killed_actor_fails_the_run_clearly_keeps_the_last_weights_and_start_works_again(supervisor, loader,
+                                                                                          tmp_path):  # fmt: skip
+    workspace = Workspace(SETTINGS, loader, supervisor, tmp_path)
+    initial = [w.copy() for w in workspace.trainer.weights()[1]]
+    workspace.start()
+    wait_training(workspace, records=30)
+    wait_for(lambda: workspace.trainer.weights()[0] > 0, 30, "no weights snapshot came")
+    (actor,) = training_actors()
+    ray.kill(ray.get_actor(actor.name, namespace=ray_backend.NAMESPACE))
+    wait_for(lambda: workspace.status().state == "failed", 10, "the page was not told")
+    status = workspace.status()
+    assert "Ray cluster was lost" in status.error and "actor was killed" in status.error, status.error
+    kept = workspace.trainer.weights()[1]
+    assert any(not np.array_equal(a, b) for a, b in zip(kept, initial)), "the trained weights were thrown away"
+    assert all(np.all(np.isfinite(w)) for w in kept)
+    workspace.start()
+    wait_training(workspace)
+    workspace.stop(wait=True)
+    assert workspace.status().state == "stopped"
+
+
+def test_two_sessions_train_at_once_on_two_cpus_and_a_third_waits_and_can_stop(supervisor, loader, tmp_path):
+    workspaces = [Workspace(SETTINGS, loader, supervisor, tmp_path / f"ws-{i}") for i in range(3)]
+    try:
+        for workspace in workspaces[:2]:
+            workspace.start()
+        for workspace in workspaces[:2]:
+            wait_training(workspace)
+        third = workspaces[2]
+        third.start()
+        wait_for(lambda: third.status().state == "queued", 10, "the third did not wait")
+        time.sleep(2.0)
+        status = third.status()
+        assert status.state == "queued" and status.waiting_for_cluster and status.queue_position is None
+        assert all(len(w.trainer.history) > 0 for w in workspaces[:2]) and len(third.trainer.history) == 0
+        third.stop()
+        wait_for(lambda: not third.training, 5, "stop did not end the wait")
+        assert third.status().state == "stopped"
+        pending = ray.util.state.list_actors(filters=[("state", "=", "PENDING_CREATION")])
+        assert pending == [], "the cancelled actor still waits for a CPU"
+    finally:
+        for workspace in workspaces:
+            workspace.stop(wait=True)
+
+
+# ---- the page, in Chromium, on a server that trains on the cluster ----
+
+
+def chart_growth(page, seconds: float = 4.0) -> float:
+    """How many times a second the page's loss chart grew."""
+    changes, last, started = 0, page.evaluate(POINTS_JS), time.monotonic()
+    while time.monotonic() - started < seconds:
+        now = page.evaluate(POINTS_JS)
+        if now != last:
+            changes, last = changes + 1, now
+        time.sleep(0.05)
+    return changes / seconds
+
+
+@pytest.mark.browser
+def test_pages_train_on_the_cluster_two_at_once_while_a_third_waits(ray_cluster, supervisor, tmp_path):  # noqa: F811
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    server = Server(tmp_path / "runs", PLAYGROUND_RAY_ADDRESS=ray_cluster.address)
+    pages = []
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        try:
+            for _ in range(3):
+                context, page = open_context(browser, server.url)
+                set_number(page, "Epochs", 1000)
+                pages.append(page)
+            for page in pages[:2]:
+                start_button(page).click()
+            for page in pages[:2]:
+                wait_for(lambda page=page: page.evaluate(POINTS_JS) > 0, 180, "a loss chart never appeared")
+            rate = chart_growth(pages[0])
+            print(f"the page's loss chart grew {rate:.1f} times a second")
+            assert rate >= 2.0
+            assert pages[1].evaluate(POINTS_JS) > 0
+            start_button(pages[2]).click()
+            pages[2].get_by_text("waiting for a free CPU on the cluster").first.wait_for(timeout=20_000)
+            assert len(training_actors()) == 2
+            pages[2].get_by_role("button", name="Stop training").click()
+            wait_for(lambda: start_button(pages[2]).is_enabled(), 10, "Stop did not end the wait")
+            for page in pages[:2]:
+                page.get_by_role("button", name="Stop training").click()
+                wait_for(lambda page=page: start_button(page).is_enabled(), 10, "training did not stop")
+            for page in pages:
+                assert page.locator('[data-testid="stException"]').count() == 0
+        except Exception:
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            for index, page in enumerate(pages):
+                page.screenshot(path=str(ARTIFACTS / f"ray-page-{index}.png"))
+            raise
+        finally:
+            browser.close()
+            server.stop()

@@ -18,7 +18,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx, script_runner
 
 from playground.config import EXPLORE, watchable
 from playground.data import load_dataset
-from playground.jobs import Supervisor
+from playground.jobs import Supervisor, supervisor_from_env
 from playground.runs import WorkspaceBusy, WorkspaceLease, default_runs_root, workspace_dir
 from playground.training import TrainingData
 from playground.ui.i18n import t
@@ -89,7 +89,7 @@ def workspaces() -> Workspaces:
 @st.cache_resource(show_spinner=False)
 def supervisor() -> Supervisor:
     """The server's training slots and its janitor for closed tabs (by token: a reload keeps its workspace)."""
-    shared = Supervisor()
+    shared = supervisor_from_env()  # on a Ray cluster if PLAYGROUND_RAY_ADDRESS is set
     if Runtime.exists():
         registry = workspaces()
         shared.start_janitor(lambda token: registry.alive(token, _is_session_alive))
