@@ -1,8 +1,11 @@
 """A private, read-only copy of a VAE for the page: encode and decode with the latest published weights.
 
-The trainer publishes copies of its weights from its own thread; a page keeps an
-``Inference`` of the same architecture and loads a newer copy only when one is
-there. The page never touches the variables that training is updating.
+The trainer publishes copies of its weights (from its thread, or from a worker
+process); a page keeps an ``Inference`` of the same architecture and loads a newer
+copy only when one is there. Encoding and decoding are numpy matrix products over
+``models.dense_plan``: the web server compiles nothing per session or per model shape
+(TensorFlow keeps memory for every function it compiles). ``model`` is a Keras model
+with the same weights, for what needs one (saving, the layer table, packing weights).
 """
 
 from __future__ import annotations
@@ -12,10 +15,28 @@ import zlib
 from typing import NamedTuple
 
 import numpy as np
-import tensorflow as tf
 
 from playground.config import Settings
-from playground.models import ORIGINAL_DIM, VariationalAutoEncoder, build_vae
+from playground.models import ORIGINAL_DIM, DensePlan, VariationalAutoEncoder, build_vae, dense_plan
+
+
+def relu(x: np.ndarray) -> np.ndarray:
+    return np.maximum(x, 0.0)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + e^-x), written so that no value overflows."""
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+ACTIVATIONS = {"relu": relu, "sigmoid": sigmoid, "linear": lambda x: x}
+
+
+def dense_layers(x: np.ndarray, layers: list[tuple[np.ndarray, np.ndarray, str]]) -> np.ndarray:
+    """``x`` through dense layers ``(kernel, bias, activation)``, in float32."""
+    for kernel, bias, activation in layers:
+        x = ACTIVATIONS[activation](x @ kernel + bias)
+    return x
 
 
 class Inference:
@@ -25,27 +46,20 @@ class Inference:
         self.latent_dim = settings.latent_dim
         self.model = build_vae(settings)
         self.version: int | None = None
-        # Graphs, not XLA: a single small call gains nothing from compiling.
-        self._encode = tf.function(self._encode_graph, input_signature=[tf.TensorSpec([None, ORIGINAL_DIM])])
-        self._decode = tf.function(self._decode_graph, input_signature=[tf.TensorSpec([None, self.latent_dim])])
-
-    def _encode_graph(self, images):
-        x = self.model.encoder.dense_proj(images)  # [B, intermediate]
-        return self.model.encoder.dense_mean(x), self.model.encoder.dense_log_var(x)
-
-    def _decode_graph(self, codes):
-        return self.model.decoder(codes)
+        self.plan: DensePlan = dense_plan(self.model)
 
     def sync(self, version: int, weights: list[np.ndarray]) -> bool:
         """Load ``weights`` if they are newer than the ones held; True if they were loaded."""
         if version == self.version:
             return False
         self.model.set_weights(weights)
+        self.plan = dense_plan(self.model)
         self.version = version
         return True
 
     def load_from(self, model: VariationalAutoEncoder) -> None:
         self.model.set_weights(model.get_weights())
+        self.plan = dense_plan(self.model)
         self.version = None
 
     def load_packed(self, packed: PackedWeights) -> None:
@@ -58,18 +72,20 @@ class Inference:
         for layer, index in ((encoder.dense_proj, 0), (encoder.dense_mean, 2), (encoder.dense_log_var, 4)):
             if packed.encoder:
                 layer.set_weights(packed.encoder[index : index + 2])
+        self.plan = dense_plan(self.model)
         self.version = packed.version
 
     def encode(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """[N, 28, 28] or [N, 784] images -> (z_mean, z_log_var), each [N, L]."""
-        flat = np.asarray(images, dtype=np.float32).reshape(-1, ORIGINAL_DIM)
-        z_mean, z_log_var = self._encode(flat)
-        return z_mean.numpy(), z_log_var.numpy()
+        plan = self.plan  # one plan for the whole call, whatever a sync does meanwhile
+        hidden = dense_layers(np.asarray(images, dtype=np.float32).reshape(-1, ORIGINAL_DIM), plan.encoder)
+        (mean_kernel, mean_bias), (var_kernel, var_bias) = plan.z_mean, plan.z_log_var
+        return hidden @ mean_kernel + mean_bias, hidden @ var_kernel + var_bias
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         """[N, L] codes -> [N, 28, 28] images in [0, 1]."""
         flat = np.asarray(codes, dtype=np.float32).reshape(-1, self.latent_dim)
-        return self._decode(flat).numpy().reshape(-1, 28, 28)
+        return dense_layers(flat, self.plan.decoder).reshape(-1, 28, 28)
 
     def reconstruct(self, images: np.ndarray) -> np.ndarray:
         """Decode each image's mean code: the model's deterministic reconstruction."""

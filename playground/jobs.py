@@ -1,10 +1,13 @@
-"""Training in background threads, a cap on how many run at once, and cleanup of abandoned owners.
+"""Training jobs, a cap on how many run at once, and cleanup of abandoned owners.
 
 A ``Supervisor`` is shared by every user of one server: it hands out at most
 ``max_workers`` training slots (the rest queue, first come first served) and,
 given a way to tell whether an owner is still connected, closes what an
-abandoned owner left behind. A ``TrainingJob`` runs one ``Trainer.run`` in a
-daemon thread inside a slot. Nothing here knows about Streamlit.
+abandoned owner left behind. A ``TrainingJob`` runs one ``run`` of a trainer inside
+a slot, from a daemon thread of its own. Where the training itself runs is the one
+setting ``PLAYGROUND_TRAINING``: ``processes`` (the default: worker processes, see
+``workers.py``; the trainer is a ``RemoteTrainer``) or ``threads`` (in this process;
+a ``Trainer``). Nothing here knows about Streamlit.
 """
 
 from __future__ import annotations
@@ -17,6 +20,10 @@ from collections.abc import Callable
 
 from playground.config import Settings
 from playground.training import Control, RunResult, Trainer, TrainingData
+from playground.workers import RemoteTrainer, TrainingCrashed, TrainingError, pool
+
+MODE_ENV = "PLAYGROUND_TRAINING"
+MODES = ("processes", "threads")
 
 MAX_WORKERS_ENV = "PLAYGROUND_MAX_WORKERS"
 # A training saturates about one core, and the web server needs some CPU too.
@@ -41,6 +48,14 @@ def lower_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), TRAINING_NICENESS)
 
 
+def mode_from_env() -> str:
+    """Where trainings run, from ``PLAYGROUND_TRAINING``: "processes" (default) or "threads"."""
+    raw = os.environ.get(MODE_ENV, "").strip().lower() or MODES[0]
+    if raw not in MODES:
+        raise ValueError(f"{MODE_ENV} must be 'processes' or 'threads' (got {raw!r}).")
+    return raw
+
+
 def max_workers_from_env() -> int:
     """The worker cap from ``PLAYGROUND_MAX_WORKERS``, or the default for this machine's cores."""
     raw = os.environ.get(MAX_WORKERS_ENV, "").strip()
@@ -54,8 +69,13 @@ def max_workers_from_env() -> int:
 class Supervisor:
     """Training slots for everyone on this server, and the janitor for abandoned owners."""
 
-    def __init__(self, max_workers: int | None = None):
+    def __init__(self, max_workers: int | None = None, mode: str | None = None):
         self.max_workers = max_workers_from_env() if max_workers is None else max_workers
+        self.mode = mode_from_env() if mode is None else mode
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES} (got {self.mode!r}).")
+        if self.mode == "processes":
+            pool().keep_warm(self.max_workers)  # TensorFlow takes seconds to import: start them now
         self._condition = threading.Condition()
         self._running: set[TrainingJob] = set()
         self._queue: list[TrainingJob] = []
@@ -67,13 +87,18 @@ class Supervisor:
 
     # trainers
 
-    def trainer(self, settings: Settings, data: TrainingData) -> Trainer:
-        """A trainer for ``settings`` on ``data``: a recycled one of the same sizes and seed if any.
+    def trainer(self, settings: Settings, data: TrainingData) -> Trainer | RemoteTrainer:
+        """A trainer for ``settings`` on ``data``: in worker processes, a ``RemoteTrainer`` whose trainer a
+        worker builds and compiles now; in threads, a recycled ``Trainer`` of the same sizes and seed if any.
 
         TensorFlow keeps some memory of every compiled function it has run
         (tensorflow/tensorflow#62854); recycling trainers keeps a busy server's
-        memory flat as sessions come and go.
+        memory flat as sessions come and go (and workers are retired once they hold too much).
         """
+        if self.mode == "processes":
+            remote = RemoteTrainer(settings, data, pool())
+            remote.prepare()
+            return remote
         with self._condition:
             match = next((t for t in self._idle if _reusable(t, settings, data)), None)
             if match is not None:
@@ -85,8 +110,11 @@ class Supervisor:
         match.start_warm_up(before=lower_priority)  # compiled before Start, at background priority
         return match
 
-    def recycle(self, trainer: Trainer) -> None:
-        """Keep a trainer that is no longer used for a later ``trainer`` call (one still training is let go)."""
+    def recycle(self, trainer: Trainer | RemoteTrainer) -> None:
+        """Keep a trainer that is no longer used for a later ``trainer`` call (one still training is let go;
+        a ``RemoteTrainer`` holds nothing worth keeping: its worker keeps the compiled trainer)."""
+        if isinstance(trainer, RemoteTrainer):
+            return
         with self._condition:
             busy = any(job.trainer is trainer for job in (*self._running, *self._queue))
             if not busy and trainer not in self._idle and len(self._idle) < MAX_IDLE_TRAINERS:
@@ -175,14 +203,15 @@ class Supervisor:
             self.sweep(is_alive)
 
 
-def _reusable(trainer: Trainer, settings: Settings, data: TrainingData) -> bool:
+def _reusable(trainer: Trainer | RemoteTrainer, settings: Settings, data: TrainingData) -> bool:
     return trainer.settings.model_key() == settings.model_key() and trainer.x_train is data.x_train
 
 
 class TrainingJob:
-    """One ``Trainer.run`` in a daemon thread, inside a supervisor slot."""
+    """One ``run`` of a ``Trainer`` or a ``RemoteTrainer`` from a daemon thread, inside a supervisor slot."""
 
-    def __init__(self, trainer: Trainer, supervisor: Supervisor, on_done: Callable[[TrainingJob], None] | None = None):
+    def __init__(self, trainer: Trainer | RemoteTrainer, supervisor: Supervisor,
+                 on_done: Callable[[TrainingJob], None] | None = None):  # fmt: skip
         self.trainer = trainer
         self.supervisor = supervisor
         self.on_done = on_done  # runs in the job's thread after training, outside the slot
@@ -191,6 +220,7 @@ class TrainingJob:
         self.result: RunResult | None = None
         self.error: str | None = None
         self.save_error: str | None = None
+        self.crash: TrainingCrashed | None = None  # the worker process died: how, and which weights were kept
         self._thread = threading.Thread(target=self._work, name="playground-training", daemon=True)
 
     def start(self) -> TrainingJob:
@@ -206,8 +236,11 @@ class TrainingJob:
             self.state = "running"
             self.result = self.trainer.run(control=self.control)
             self.state = self.result.reason
+        except TrainingCrashed as crash:  # a worker killed or crashed: the model is the last weights received
+            self.crash, self.error = crash, str(crash)
+            self.state = "failed"
         except Exception as error:  # reported on the page; the server must live on
-            self.error = f"{type(error).__name__}: {error}"
+            self.error = str(error) if isinstance(error, TrainingError) else f"{type(error).__name__}: {error}"
             self.state = "failed"
         finally:
             self.supervisor.release(self)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import keras
+import numpy as np
 from keras import layers
 
 from playground.config import Settings
@@ -207,3 +208,39 @@ def build_functional_vae(original_dim, intermediate_dim=64, latent_dim=32):
 
     vae = keras.Model(inputs=original_inputs, outputs=decoder(z), name="vae")
     return encoder, decoder, vae
+
+
+# ---- the model as a small public description, for copies that run without Keras (inference.py, the page) ----
+
+
+class DensePlan(NamedTuple):
+    """A dense VAE's layers as numpy arrays: what a copy needs to encode and decode with matrix products.
+
+    ``encoder``: the hidden layers, in order, as ``(kernel [in, out], bias [out], activation)``;
+    ``z_mean`` and ``z_log_var``: the heads' ``(kernel, bias)``; ``decoder``: every layer from the
+    code to the pixels, as ``(kernel, bias, activation)``; ``classes``: 0 for an unconditional model
+    (a conditional one's one-hot label is concatenated to the encoder's and the decoder's inputs).
+    Activations are Keras names: "relu", "sigmoid", "linear".
+    """
+
+    encoder: list[tuple[np.ndarray, np.ndarray, str]]
+    z_mean: tuple[np.ndarray, np.ndarray]
+    z_log_var: tuple[np.ndarray, np.ndarray]
+    decoder: list[tuple[np.ndarray, np.ndarray, str]]
+    classes: int = 0
+
+
+def dense_plan(model: VariationalAutoEncoder) -> DensePlan:
+    """``model``'s current weights as a ``DensePlan`` (copies: later training does not change them)."""
+
+    def layer(dense) -> tuple[np.ndarray, np.ndarray, str]:
+        kernel, bias = (np.array(w, dtype=np.float32) for w in dense.get_weights())
+        return kernel, bias, dense.activation.__name__
+
+    encoder, decoder = model.encoder, model.decoder
+    return DensePlan(
+        encoder=[layer(encoder.dense_proj)],
+        z_mean=layer(encoder.dense_mean)[:2],
+        z_log_var=layer(encoder.dense_log_var)[:2],
+        decoder=[layer(decoder.dense_proj), layer(decoder.dense_output)],
+    )

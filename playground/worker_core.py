@@ -79,6 +79,15 @@ class Rates:
 
 
 @dataclass(frozen=True)
+class Prepare:
+    """Build and compile a trainer for this model now, so that its first Start is quick (skipped if the
+    worker lacks the dataset or already holds such a trainer)."""
+
+    state: TrainerState
+    data_key: str
+
+
+@dataclass(frozen=True)
 class Shutdown:
     """The worker exits (after stopping a job in progress)."""
 
@@ -182,6 +191,7 @@ class WorkerCore:
         self._control: Control | None = None
         self._rates: Settings | None = None
         self._stop_waiting = False
+        self._early: dict[str, list] = {}  # commands that came before their job began (a quick Stop)
 
     # data
 
@@ -207,6 +217,10 @@ class WorkerCore:
         """Stop, pause, resume or new rates for the job in progress (from any thread)."""
         with self._lock:
             if message.job_id != self._job_id:
+                early = self._early.setdefault(message.job_id, [])
+                early.append(message)
+                while len(self._early) > 16:
+                    self._early.pop(next(iter(self._early)))
                 return
             if isinstance(message, Rates):
                 self._rates = message.settings
@@ -237,6 +251,9 @@ class WorkerCore:
         emit = _serialised(emit)  # the pause watcher's thread emits too
         with self._lock:
             self._job_id, self._control, self._rates, self._stop_waiting = spec.job_id, control, None, False
+            early = self._early.pop(spec.job_id, [])
+        for message in early:
+            self.command(message)
         try:
             data = self._wait_for_data(spec, emit)
             if data is None:
@@ -249,6 +266,16 @@ class WorkerCore:
         finally:
             with self._lock:
                 self._job_id = self._control = None
+
+    def prepare(self, state: TrainerState, data_key: str) -> None:
+        """Build and warm up a trainer for ``state`` (between jobs), kept with the recycled ones."""
+        data = self._data.get(data_key)
+        key = state.settings.model_key()
+        if data is None or any(k == data_key and t.settings.model_key() == key for k, t in self._idle):
+            return
+        trainer, _ = self._trainer(state, data_key, data)
+        trainer.warm_up()
+        self._keep(data_key, trainer)
 
     def _wait_for_data(self, spec: JobSpec, emit) -> TrainingData | None:
         with self._lock:

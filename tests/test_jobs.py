@@ -73,7 +73,7 @@ def test_a_stop_between_getting_a_slot_and_running_is_obeyed(tiny):
 
 
 def test_a_trainer_still_training_is_never_recycled(tiny_data):
-    supervisor = Supervisor(max_workers=1)
+    supervisor = Supervisor(max_workers=1, mode="threads")  # threads recycle trainers; workers recycle their own
     trainer = Trainer(Settings(epochs=1000), tiny_data)
     job = TrainingJob(trainer, supervisor).start()
     wait_for(lambda: job.state == "running")
@@ -103,6 +103,16 @@ def test_the_janitor_thread_sweeps_on_its_own(monkeypatch):
     supervisor.register("tab", closed.set)
     supervisor.start_janitor(lambda owner: False, interval=0.05)
     assert closed.wait(5)
+
+
+def test_where_training_runs_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv(jobs.MODE_ENV, "threads")
+    assert jobs.mode_from_env() == "threads" and Supervisor(max_workers=1).mode == "threads"
+    monkeypatch.setenv(jobs.MODE_ENV, "gpu")
+    with pytest.raises(ValueError, match="PLAYGROUND_TRAINING must be 'processes' or 'threads'"):
+        jobs.mode_from_env()
+    monkeypatch.delenv(jobs.MODE_ENV)
+    assert jobs.mode_from_env() == "processes"
 
 
 def test_worker_cap_comes_from_the_environment(monkeypatch):
@@ -137,7 +147,7 @@ def _workspace(tiny, supervisor, data, runs_dir=None, **changes):
 
 
 def test_closing_a_workspace_stops_its_worker_and_recycles_its_trainer(tiny, tiny_data):
-    supervisor = Supervisor(max_workers=1)
+    supervisor = Supervisor(max_workers=1, mode="threads")
     workspace = _workspace(tiny, supervisor, tiny_data, epochs=1000)
     workspace.start()
     wait_for(lambda: workspace.status().state == "running" and len(workspace.trainer.history) > 0)
@@ -152,7 +162,7 @@ def test_closing_a_workspace_stops_its_worker_and_recycles_its_trainer(tiny, tin
 
 @pytest.mark.slow
 def test_soak_sessions_coming_and_going_keep_memory_flat(tiny, tiny_data):
-    supervisor = Supervisor(max_workers=1)
+    supervisor = Supervisor(max_workers=1, mode="threads")  # this process's memory is what is measured
 
     def session() -> None:
         workspace = _workspace(tiny, supervisor, tiny_data, epochs=1000)
@@ -171,7 +181,7 @@ def test_soak_sessions_coming_and_going_keep_memory_flat(tiny, tiny_data):
 
 @pytest.mark.slow
 def test_soak_training_and_stopping_repeatedly_keeps_threads_and_memory_flat(tiny, tiny_data):
-    supervisor = Supervisor(max_workers=1)
+    supervisor = Supervisor(max_workers=1, mode="threads")
     workspace = _workspace(tiny, supervisor, tiny_data, epochs=1000)
 
     def cycle():
@@ -265,7 +275,7 @@ def test_a_process_that_exits_while_trainers_warm_up_exits_cleanly(tmp_path):
         "from playground.jobs import Supervisor\n"
         "from playground.training import TrainingData\n"
         "data = TrainingData.from_dataset(load_dataset('mnist', 'bundled'))\n"
-        "supervisor = Supervisor(max_workers=1)\n"
+        "supervisor = Supervisor(max_workers=1, mode='threads')\n"
         "for latent in (3, 4):\n"
         "    supervisor.trainer(Settings(loss='elbo', latent_dim=latent, intermediate_dim=64, epochs=1000), data)\n"
     )
