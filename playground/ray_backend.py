@@ -15,6 +15,7 @@ This module imports Ray; nothing imports this module unless the variable is set.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -28,8 +29,8 @@ import ray.exceptions
 from playground.config import Settings
 from playground.jobs import RAY_ADDRESS_ENV, Supervisor, TrainingJob
 from playground.training import Control, TrainingData
-from playground.worker_core import Command, Failed, JobSpec, LoadData, Rates, Shutdown, WorkerCore
-from playground.workers import RemoteTrainer
+from playground.worker_core import Command, Failed, JobSpec, LoadData, Rates, Shutdown, Weights, WorkerCore
+from playground.workers import TRAINING_NICENESS, RemoteTrainer
 
 log = logging.getLogger("playground")
 
@@ -39,8 +40,8 @@ NAMESPACE = "vae-playground"  # the app's actors, by name, in ``ray list actors`
 ACTOR_PREFIX = "vae-training-"
 POLL_SECONDS = 0.1  # how long one poll waits in the actor for a message (the page polls every 0.5 s)
 ACTOR_THREADS = 4  # a poll, a command and a data upload may overlap in one actor
-LOST_MESSAGE = ("The training worker on the Ray cluster was lost ({detail}). The model keeps the weights "
-                "it last received; Start carries on from them.")  # fmt: skip
+LOST_MESSAGE = ("The training worker on the Ray cluster was lost ({detail}). The model keeps {kept}; "
+                "Start carries on from them.")  # fmt: skip
 
 
 def configured_address() -> str | None:
@@ -75,6 +76,8 @@ class TrainingActor:
     """A Ray actor hosting one ``WorkerCore``: ``start`` a job, ``poll`` its messages, send it commands."""
 
     def __init__(self):
+        with contextlib.suppress(OSError):
+            os.nice(TRAINING_NICENESS)  # as local workers: pages served from the same machine come first
         self.core = WorkerCore()
         self._outbox: list[object] = []
         self._ready = threading.Condition()
@@ -163,6 +166,7 @@ class RayWorker:
         self._poll = None
         self._inbox: list[object] = []
         self._job_id: str | None = None
+        self._received_step: int | None = None  # of the last weights the server received (what a loss keeps)
         self.lost: str | None = None  # why the actor is gone, once it is
         self.closed = False
         self.holds: list[tuple] = []  # what a local worker process reports; an actor serves one run
@@ -178,7 +182,7 @@ class RayWorker:
 
     def send(self, message: object) -> None:
         if isinstance(message, JobSpec):
-            self._job_id = message.job_id
+            self._job_id, self._received_step = message.job_id, None
             self.actor.start.remote(message)
         elif isinstance(message, LoadData):
             self.actor.add_data.remote(message.key, self.cluster.data_ref(message))
@@ -192,7 +196,10 @@ class RayWorker:
         """The next message from the actor, or None after ``timeout`` s; a lost actor reads as ``Failed``."""
         if not self._inbox:
             self._inbox = self._fetch(timeout)
-        return self._inbox.pop(0) if self._inbox else None
+        message = self._inbox.pop(0) if self._inbox else None
+        if isinstance(message, Weights):
+            self._received_step = message.step
+        return message
 
     def _fetch(self, timeout: float) -> list[object]:
         if self.lost is not None or self.closed:
@@ -207,7 +214,9 @@ class RayWorker:
             return ray.get(poll)
         except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as error:
             self.lost = _lost_detail(error)
-            return [Failed(self._job_id or "", LOST_MESSAGE.format(detail=self.lost))]
+            kept = ("the weights it had when this run started" if self._received_step is None else
+                    f"the weights from step {self._received_step:,}, the last copy the server received")  # fmt: skip
+            return [Failed(self._job_id or "", LOST_MESSAGE.format(detail=self.lost, kept=kept))]
 
     def close(self) -> None:
         """End the actor (a pending one is cancelled): its CPUs go back to the cluster."""
