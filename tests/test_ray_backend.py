@@ -7,6 +7,8 @@ again inside one, where a 2-CPU Ray head node listens on 127.0.0.1 only.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -92,6 +94,44 @@ def test_an_actor_trains_streams_and_stops(cluster, flat):
         worker.close()
 
 
+# An app server outside the cluster's network connects through Ray Client; one process holds one connection.
+CLIENT_SCRIPT = """
+import sys, time
+from playground import ray_backend
+from playground.config import Settings
+from playground.models import build_vae
+from playground.training import TrainerState
+from playground.worker_core import Command, Finished, JobSpec, LoadData, NeedData, Update
+from playground.data import load_dataset
+data = load_dataset("mnist", "bundled")
+flat = data.x_train[:700].reshape(-1, 784), data.x_test[:100].reshape(-1, 784)
+cluster = ray_backend.RayCluster(sys.argv[1])
+worker = cluster.worker()
+settings = Settings(loss="elbo", latent_dim=3, intermediate_dim=32, epochs=1000)
+worker.send(JobSpec("client", TrainerState(settings, build_vae(settings).get_weights()), "tiny"))
+updates, deadline = 0, time.monotonic() + 240
+while time.monotonic() < deadline:
+    message = worker.receive(0.5)
+    if isinstance(message, NeedData):
+        worker.send(LoadData(message.key, *flat))
+    updates += isinstance(message, Update)
+    if updates == 10:
+        worker.send(Command("client", "stop"))
+    if isinstance(message, Finished):
+        print("ended", message.result.reason, updates)
+        break
+worker.close()
+cluster.shutdown()
+"""
+
+
+def test_an_app_server_outside_the_cluster_trains_through_ray_client(ray_cluster):  # noqa: F811
+    done = subprocess.run([sys.executable, "-c", CLIENT_SCRIPT, "ray://127.0.0.1:10001"], capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "ended stopped" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
+
+
 def test_a_killed_actor_reads_as_a_failed_job(cluster, flat):
     worker = cluster.worker()
     worker.send(job("two"))
@@ -144,7 +184,10 @@ def wait_training(workspace: Workspace, records: int = 5, timeout: float = 180.0
 
 def test_a_workspace_trains_through_an_actor_streams_stops_at_once_and_starts_again(supervisor, loader, tmp_path):
     workspace = Workspace(SETTINGS, loader, supervisor, tmp_path)
+    pressed = time.monotonic()
     workspace.start()
+    wait_for(lambda: len(workspace.trainer.history) > 0, 180, "no first update")
+    print(f"Start to the first update through a new actor: {time.monotonic() - pressed:.1f} s")
     wait_training(workspace)
     before, started = len(workspace.trainer.history), time.monotonic()
     time.sleep(3.0)
