@@ -139,6 +139,7 @@ def run_benchmark(
         "trainer, XLA, validating each epoch": _trainer(data, settings, jit=True, validate=True),
         f"trainer, XLA, {STREAMING_TILES}x data, streaming": _trainer(tiled, long_epochs, jit=True),
         f"trainer, XLA, {STREAMING_TILES}x data, one call an epoch": _trainer(tiled, long_epochs, True, 1e9),
+        "trainer, default, in a worker process": _in_worker(data, settings),
     }
     rows = [_measure(name, timer, repeats) for name, timer in timers.items()]
     ceiling = matmul_ceiling(settings)
@@ -160,6 +161,7 @@ def run_benchmark(
             "trainer / eager loop": trainer / speed["guide loop, eager"],
             "trainer / Keras fit()": trainer / speed["Keras fit()"],
             "streaming cost": 1.0 - streaming / speed[f"trainer, XLA, {STREAMING_TILES}x data, one call an epoch"],
+            "trainer in a worker process / in this process": speed["trainer, default, in a worker process"] / trainer,
         },
     }
 
@@ -301,3 +303,19 @@ def format_ceiling(step_gflop: float, ceiling: dict) -> str:
         f"{ceiling['gflops']:,.0f} GFLOP/s (best of graph {ceiling['gflops_graph']:,.0f} and XLA "
         f"{ceiling['gflops_xla']:,.0f}, per shape): {1 / ceiling['step_seconds']:,.0f} steps/s at most."
     )
+
+
+def _in_worker(dataset, settings: Settings) -> Timer:
+    """The default trainer in a worker process (as the app trains), its messages crossing the pipe; its first
+    run (the worker's start, the dataset's trip, compiling) is not timed."""
+    from playground.training import TrainingData
+    from playground.workers import RemoteTrainer, pool
+
+    trainer = RemoteTrainer(settings, TrainingData.from_dataset(dataset), pool())
+    trainer.run()
+
+    def timed() -> tuple[int, float, str]:
+        result = trainer.run()
+        return result.steps, result.steps / result.steps_per_second, result.compiler
+
+    return timed

@@ -29,8 +29,8 @@ import ray.exceptions
 from playground.config import Settings
 from playground.jobs import RAY_ADDRESS_ENV, Supervisor, TrainingJob
 from playground.training import Control, TrainingData
-from playground.worker_core import Command, Failed, JobSpec, LoadData, Rates, Shutdown, Weights, WorkerCore
-from playground.workers import TRAINING_NICENESS, RemoteTrainer
+from playground.worker_core import Command, JobSpec, LoadData, Rates, Shutdown, WorkerCore
+from playground.workers import TRAINING_NICENESS, RemoteTrainer, WorkerDied
 
 log = logging.getLogger("playground")
 
@@ -40,8 +40,6 @@ NAMESPACE = "vae-playground"  # the app's actors, by name, in ``ray list actors`
 ACTOR_PREFIX = "vae-training-"
 POLL_SECONDS = 0.1  # how long one poll waits in the actor for a message (the page polls every 0.5 s)
 ACTOR_THREADS = 4  # a poll, a command and a data upload may overlap in one actor
-LOST_MESSAGE = ("The training worker on the Ray cluster was lost ({detail}). The model keeps {kept}; "
-                "Start carries on from them.")  # fmt: skip
 
 
 def configured_address() -> str | None:
@@ -165,8 +163,6 @@ class RayWorker:
         self._placed = actor.ready.remote()
         self._poll = None
         self._inbox: list[object] = []
-        self._job_id: str | None = None
-        self._received_step: int | None = None  # of the last weights the server received (what a loss keeps)
         self.lost: str | None = None  # why the actor is gone, once it is
         self.closed = False
         self.holds: list[tuple] = []  # what a local worker process reports; an actor serves one run
@@ -182,7 +178,6 @@ class RayWorker:
 
     def send(self, message: object) -> None:
         if isinstance(message, JobSpec):
-            self._job_id, self._received_step = message.job_id, None
             self.actor.start.remote(message)
         elif isinstance(message, LoadData):
             self.actor.add_data.remote(message.key, self.cluster.data_ref(message))
@@ -192,17 +187,26 @@ class RayWorker:
             self.close()
         # anything else (a request to compile ahead) has no use: an actor is made for each run
 
+    @property
+    def pid(self) -> int | None:
+        """The actor's process id on its node, once Ray has placed it."""
+        if self.waiting or self.lost:
+            return None
+        try:
+            return int(ray.get(self._placed, timeout=5)["pid"])
+        except Exception:  # a dead or unreachable actor has no pid to show
+            return None
+
     def receive(self, timeout: float) -> object | None:
-        """The next message from the actor, or None after ``timeout`` s; a lost actor reads as ``Failed``."""
+        """The next message from the actor, or None after ``timeout`` s; WorkerDied once the actor is lost."""
         if not self._inbox:
             self._inbox = self._fetch(timeout)
-        message = self._inbox.pop(0) if self._inbox else None
-        if isinstance(message, Weights):
-            self._received_step = message.step
-        return message
+        return self._inbox.pop(0) if self._inbox else None
 
     def _fetch(self, timeout: float) -> list[object]:
-        if self.lost is not None or self.closed:
+        if self.lost is not None:
+            raise WorkerDied(None)
+        if self.closed:
             return []
         if self._poll is None:
             self._poll = self.actor.poll.remote()
@@ -213,10 +217,10 @@ class RayWorker:
         try:
             return ray.get(poll)
         except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as error:
+            # Like a local worker that died: the run fails, the model keeps the last weights received.
             self.lost = _lost_detail(error)
-            kept = ("the weights it had when this run started" if self._received_step is None else
-                    f"the weights from step {self._received_step:,}, the last copy the server received")  # fmt: skip
-            return [Failed(self._job_id or "", LOST_MESSAGE.format(detail=self.lost, kept=kept))]
+            log.warning("training actor %s lost mid-run: %s", self.name, self.lost)
+            raise WorkerDied(None) from None
 
     def close(self) -> None:
         """End the actor (a pending one is cancelled): its CPUs go back to the cluster."""

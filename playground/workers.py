@@ -250,7 +250,8 @@ class WorkerPool:
         try:
             worker = self._new()
         except Exception:
-            log.exception("a training worker did not start")
+            if not self._closed:  # at exit, a worker still starting is ended on purpose
+                log.exception("a training worker did not start")
             worker = None
         with self._lock:
             self._starting -= 1
@@ -403,8 +404,9 @@ def key_of(data: TrainingData) -> str:
 class TrainingCrashed(RuntimeError):
     """A worker ended in the middle of a job (the model went back to the last weights received)."""
 
-    def __init__(self, how: str, kept_step: int | None):
-        self.how = how
+    def __init__(self, exitcode: int | None, kept_step: int | None):
+        self.exitcode = exitcode  # negative: the signal that ended it; None: the pipe broke
+        how = how_it_ended(exitcode)
         self.kept_step = kept_step  # None: the weights the model had before this run
         kept = ("the weights it had when this run started" if kept_step is None
                 else f"the weights from step {kept_step:,}, the last copy the server received")  # fmt: skip
@@ -436,6 +438,7 @@ class RemoteTrainer:
         self.control = Control()
         self.history = History()
         self.compiler = "graph"
+        self.worker_pid: int | None = None  # the process running this model's training, while it runs
         self._lock = threading.Lock()
         self._steps_per_epoch_rows = int(data.x_train.shape[0])
         self.reset()
@@ -444,7 +447,9 @@ class RemoteTrainer:
 
     def reset(self) -> None:
         """New initial weights (same seed), a fresh optimizer, an empty history."""
-        self._set_state(TrainerState(self.settings, initial_weights(self.settings)), _Progress())
+        version = self._version() + 1 if hasattr(self, "_weights") else 0  # readers see a new version
+        self._set_state(TrainerState(self.settings, initial_weights(self.settings), weights_version=version),
+                        _Progress())  # fmt: skip
         self.history.clear()
 
     def renew(self, settings: Settings) -> None:
@@ -541,6 +546,7 @@ class RemoteTrainer:
             self._progress.target_epoch = self._progress.epoch + self.settings.epochs
         holds = (self.settings.model_key(), self.data_key)
         worker = self.workers.checkout(holds)
+        self.worker_pid = worker.pid
         started_weights = (*self.weights(), self._progress.step)
         received: int | None = None  # the step of the last weights received in this run
         try:
@@ -581,7 +587,7 @@ class RemoteTrainer:
         except WorkerDied as died:
             self.workers.discard(worker)
             self._fall_back(started_weights, received)
-            raise TrainingCrashed(how_it_ended(died.exitcode), received) from None
+            raise TrainingCrashed(died.exitcode, received) from None
 
     def _take_update(self, message: Update, on_update) -> None:
         self.history.append(message.record, message.kl_per_dim)

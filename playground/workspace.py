@@ -37,6 +37,7 @@ from playground.runs import (
     write_run,
 )
 from playground.training import RunResult, TrainingData
+from playground.workers import TrainingCrashed
 
 log = logging.getLogger("playground")
 
@@ -72,6 +73,7 @@ class Status:
     result: RunResult | None
     error: str | None
     save_error: str | None  # the run trained but could not be kept on disk
+    crash: TrainingCrashed | None = None  # its worker process died: how, and the weights the model kept
     waiting_for_cluster: bool = False  # queued because a Ray cluster has no free CPU for it yet
 
     @property
@@ -251,6 +253,7 @@ class Workspace:
             result=job.result if job is not None else None,
             error=job.error if job is not None else None,
             save_error=job.save_error if job is not None else None,
+            crash=job.crash if job is not None else None,
             waiting_for_cluster=job is not None and state == "queued" and job.waiting_for_cluster,
         )
 

@@ -40,6 +40,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` is running (a zombie waiting to be reaped is not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 class Server:
     """`streamlit run app.py` on a free port, with its own runs folder and the bundled data."""
 
@@ -85,14 +93,29 @@ class Server:
         return sorted(names)
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """CPU time of the server and of its training workers (those alive now)."""
+        total = 0
+        for pid in (self.process.pid, *self.children()):
+            with contextlib.suppress(OSError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
 
     def rss_mb(self) -> float:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
         return 0.0
+
+    def children(self) -> list[int]:
+        """Processes the server started (its training workers), alive now."""
+        found = []
+        for status in Path("/proc").glob("[0-9]*/status"):
+            with contextlib.suppress(OSError):
+                fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+                if fields.get("PPid", "").strip() == str(self.process.pid) and fields.get("State", "")[:1] != "Z":
+                    found.append(int(status.parent.name))
+        return found
 
     def stop(self) -> None:
         self.process.terminate()

@@ -18,6 +18,7 @@ from playground.config import Settings
 from playground.models import build_vae
 from playground.training import TrainerState, TrainingData
 from playground.worker_core import Command, Failed, Finished, JobSpec, LoadData, NeedData, Started, Update, Weights
+from playground.workers import WorkerDied
 from playground.workspace import LoadedData, Workspace
 from tests.browser import (
     ARTIFACTS,
@@ -132,13 +133,14 @@ def test_an_app_server_outside_the_cluster_trains_through_ray_client(ray_cluster
     assert "ended stopped" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
 
 
-def test_a_killed_actor_reads_as_a_failed_job(cluster, flat):
+def test_a_killed_actor_reads_as_a_dead_worker(cluster, flat):
     worker = cluster.worker()
     worker.send(job("two"))
     collect(worker, flat, lambda got: any(isinstance(m, Update) for m in got))
     ray.kill(worker.actor)
-    messages = collect(worker, flat, lambda got: any(isinstance(m, Failed) for m in got), timeout=30)
-    assert "lost" in messages[-1].error and messages[-1].job_id == "two"
+    with pytest.raises(WorkerDied):
+        collect(worker, flat, lambda got: False, timeout=30)
+    assert "killed" in worker.lost
     worker.close()
 
 
@@ -222,7 +224,8 @@ def test_a_killed_actor_fails_the_run_clearly_keeps_the_last_weights_and_start_w
     wait_for(lambda: workspace.status().state == "failed", 10, "the page was not told")
     wait_for(lambda: not workspace.training, 60, "the failed job did not end")  # it saves the run first
     status = workspace.status()
-    assert "Ray cluster was lost" in status.error and "actor was killed" in status.error, status.error
+    assert status.crash is not None and status.crash.kept_step is not None, status
+    assert "stopped unexpectedly" in status.error and f"step {status.crash.kept_step:,}" in status.error
     kept = workspace.trainer.weights()[1]
     assert any(not np.array_equal(a, b) for a, b in zip(kept, initial)), "the trained weights were thrown away"
     assert all(np.all(np.isfinite(w)) for w in kept)

@@ -6,7 +6,16 @@ import time
 
 import pytest
 
-from tests.browser import POINTS_JS, Server, launch_chromium, open_context, require_chromium, set_number, start_button
+from tests.browser import (
+    POINTS_JS,
+    Server,
+    alive,
+    launch_chromium,
+    open_context,
+    require_chromium,
+    set_number,
+    start_button,
+)
 from tests.support import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -22,7 +31,10 @@ def server(tmp_path_factory):
         PLAYGROUND_ABANDON_SECONDS=str(ABANDON_SECONDS),
     )
     yield running
+    workers = running.children()
     running.stop()
+    # Stopping the server stops its training workers: none is left behind.
+    wait_for(lambda: not any(alive(pid) for pid in workers), 20, f"workers {workers} outlived the server")
 
 
 def progress_text(page) -> str:

@@ -83,3 +83,24 @@ def test_a_job_that_raises_ends_as_failed_and_the_worker_goes_on(core):
     assert isinstance(messages[-1], Failed) and "ValueError" in messages[-1].error
     fine = run_job(core, JobSpec("fine", TrainerState(SETTINGS, build_vae(SETTINGS).get_weights()), "tiny"))
     assert isinstance(fine[-1], Finished)
+
+
+def test_new_rates_and_a_pause_reach_the_job_in_progress(core):
+    from playground.worker_core import Paused, Rates
+
+    settings = SETTINGS.replace(kl_weight=1.0, epochs=3)
+    state = TrainerState(settings, build_vae(settings).get_weights())
+    messages = []
+
+    def emit(message):
+        messages.append(message)
+        if isinstance(message, Update) and message.step > 0 and len(messages) < 4:
+            core.command(Command("rates", "pause"))
+            core.command(Rates("rates", settings.replace(kl_weight=0.25)))
+            threading.Timer(0.3, core.command, args=(Command("rates", "resume"),)).start()
+
+    core.run(JobSpec("rates", state, "tiny"), emit)
+    weights = [m.record.kl_weight for m in messages if isinstance(m, Update) and m.record.split == "train"]
+    assert weights[0] == 1.0 and weights[-1] == 0.25
+    assert [m.paused for m in messages if isinstance(m, Paused)] == [True, False]
+    assert messages[-1].state.settings.kl_weight == 0.25, "the next run keeps the new rates"

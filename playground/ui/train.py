@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import numpy as np
 import streamlit as st
 
@@ -111,6 +113,8 @@ def _progress(status: Status) -> None:
     st.progress(status.fraction, text=f"{t('state.' + state)} · {text}")
     if status.state == "diverged" and status.result is not None:
         st.error(diverged_text(status.result))
+    elif status.crash is not None:
+        st.error(crash_text(status.crash))
     elif status.state == "failed":
         st.error(t("train.failed", detail=status.error))
     if status.save_error:
@@ -150,6 +154,29 @@ def _kl_chart(ws: Workspace) -> None:
     st.caption(t("kl.summary", used=used, total=len(kl)))
     order = order_by_kl(kl, len(kl)) if st.session_state.get("order_by_kl") else list(range(len(kl)))
     st.plotly_chart(kl_bars(kl, order, {"kl": t("kl.axis")}), key="kl_chart", config=chart_config(ws))
+
+
+def crash_text(crash) -> str:
+    """A training process that died, in the page's language: how, and which weights the model kept."""
+    code = crash.exitcode
+    if code is None:
+        how = t("train.crash_lost")
+    elif code < 0:
+        how = t("train.crash_signal", signal=-code, name=signal_name(-code))
+    else:
+        how = t("train.crash_exit", code=code)
+    if crash.kept_step is None:
+        kept = t("train.crash_kept_start")
+    else:
+        kept = t("train.crash_kept_step", step=f"{crash.kept_step:,}")
+    return t("train.crashed", how=how, kept=kept)
+
+
+def signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return "?"
 
 
 def diverged_text(result) -> str:
