@@ -18,7 +18,7 @@ SCRIPT = """
 import importlib, json, pkgutil, sys, time
 import playground
 found = pkgutil.walk_packages(playground.__path__, "playground.")
-names = [m.name for m in found if m.name != "playground.ray_backend"]
+names = [m.name for m in found if m.name not in ("playground.ray_backend", "playground.__main__")]
 for name in names:
     importlib.import_module(name)
 from playground.config import Settings
