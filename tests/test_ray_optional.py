@@ -53,3 +53,24 @@ def test_without_a_ray_address_ray_is_never_imported():
     assert found["modules"] > 20 and found["state"] == "finished", found
     assert found["supervisor"] == "Supervisor"
     assert found["ray"] == [], f"Ray was imported without PLAYGROUND_RAY_ADDRESS: {found['ray'][:5]}"
+
+
+def test_actor_resources_come_from_the_environment_and_the_cluster(monkeypatch):
+    pytest.importorskip("ray")
+    from playground.ray_backend import RAY_CPUS_ENV, RAY_GPUS_ENV, actor_resources
+
+    monkeypatch.delenv(RAY_CPUS_ENV, raising=False)
+    monkeypatch.delenv(RAY_GPUS_ENV, raising=False)
+    assert actor_resources(cluster_gpus=0) == (1.0, 0.0)
+    assert actor_resources(cluster_gpus=4) == (1.0, 1.0), "a GPU each when the cluster has GPUs"
+    monkeypatch.setenv(RAY_CPUS_ENV, "2")
+    monkeypatch.setenv(RAY_GPUS_ENV, "0.25")
+    assert actor_resources(cluster_gpus=1) == (2.0, 0.25)
+    monkeypatch.setenv(RAY_GPUS_ENV, "0")
+    assert actor_resources(cluster_gpus=8) == (2.0, 0.0), "an operator can keep training off the GPUs"
+    for name, value, message in [(RAY_CPUS_ENV, "0", "more than 0"), (RAY_CPUS_ENV, "lots", "a number"),
+                                 (RAY_GPUS_ENV, "-1", "cannot be negative")]:  # fmt: skip
+        monkeypatch.setenv(name, value)
+        with pytest.raises(ValueError, match=message):
+            actor_resources(cluster_gpus=0)
+        monkeypatch.setenv(name, "1")
