@@ -147,6 +147,10 @@ class Supervisor:
         with self._condition:
             return self._queue.index(job) + 1 if job in self._queue else None
 
+    def waiting_for_cluster(self, job: TrainingJob) -> bool:
+        """Whether ``job`` waits for a Ray cluster's resources (``ray_backend.RaySupervisor``); never here."""
+        return False
+
     @property
     def running_count(self) -> int:
         with self._condition:
@@ -255,8 +259,25 @@ class TrainingJob:
     def queue_position(self) -> int | None:
         return self.supervisor.queue_position(self)
 
+    @property
+    def waiting_for_cluster(self) -> bool:
+        return self.supervisor.waiting_for_cluster(self)
+
     def stop(self, timeout: float | None = None) -> None:
         """Ask the job to stop; with a timeout, wait up to that long for the thread to end."""
         self.control.stop()
         if timeout is not None and self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout)
+
+
+RAY_ADDRESS_ENV = "PLAYGROUND_RAY_ADDRESS"
+
+
+def supervisor_from_env() -> Supervisor:
+    """This server's supervisor: trainings on the Ray cluster at ``PLAYGROUND_RAY_ADDRESS`` if it is set
+    (Ray is imported only then), else here."""
+    if os.environ.get(RAY_ADDRESS_ENV, "").strip():
+        from playground.ray_backend import RaySupervisor
+
+        return RaySupervisor()
+    return Supervisor()

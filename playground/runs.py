@@ -1,5 +1,10 @@
 """Training runs on disk: one folder each with settings, loss history and the trained model.
 
+Several app servers (replicas behind a load balancer) may share one runs root
+(``PLAYGROUND_RUNS_DIR`` on shared storage). A workspace's folder is written by
+one replica at a time: the one holding its ``WorkspaceLease`` (``.lease.json``:
+owner and heartbeat).
+
 <run folder>/
     config.json    settings, dataset line, how the run ended
     history.json   every loss record (``History.to_json``)
@@ -14,7 +19,10 @@ import json
 import os
 import re
 import shutil
+import socket
+import threading
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +37,13 @@ from playground.models import ORIGINAL_DIM, VariationalAutoEncoder
 
 RUNS_DIR_ENV = "PLAYGROUND_RUNS_DIR"
 MAX_RUNS_PER_WORKSPACE = 30  # older runs are deleted first
+LEASE_FILE = ".lease.json"
+LEASE_HEARTBEAT_SECONDS = 5.0
+# A lease whose heartbeat is older than this was left by a replica that died (or lost the shared disk).
+LEASE_STALE_SECONDS = 30.0
+# How long a replica waits for another to let go of a workspace (a page load waits this long at most).
+LEASE_WAIT_SECONDS = 3.0
+_PROCESS = uuid.uuid4().hex  # tells this process from an earlier one that had the same pid
 _WORKSPACE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
 
@@ -129,3 +144,114 @@ def read_history(run: RunInfo) -> History:
 
 def read_model(run: RunInfo) -> VariationalAutoEncoder:
     return load_vae(run.path / "model.keras")
+
+
+class WorkspaceBusy(ValueError):
+    """Another app server holds the workspace's folder."""
+
+    def __init__(self, message: str, host: str):
+        super().__init__(message)
+        self.host = host
+
+
+class WorkspaceLease:
+    """The right to write one workspace's folder, held by one workspace object on one replica at a time.
+
+    ``.lease.json`` names the holder (host, pid, process, workspace) and its
+    heartbeat, rewritten every ``LEASE_HEARTBEAT_SECONDS`` by a daemon thread.
+    Another replica takes the folder over only once the holder lets go
+    (``release``) or its heartbeat is ``LEASE_STALE_SECONDS`` old; a holder on
+    this host whose process is gone is stale at once (a restarted server).
+    Replicas' clocks are assumed to agree within a few seconds (NTP).
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.path = folder / LEASE_FILE
+        self.owner = {"host": socket.gethostname(), "pid": os.getpid(), "process": _PROCESS, "id": uuid.uuid4().hex}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.lost = False  # another replica took the folder over (our heartbeat stopped for too long)
+
+    def acquire(self, wait: float | None = None) -> WorkspaceLease:
+        """Take the lease, waiting up to ``wait`` s (``LEASE_WAIT_SECONDS``) for its holder; WorkspaceBusy if it
+        is still held then."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + (LEASE_WAIT_SECONDS if wait is None else wait)
+        while not self._try_take():
+            if time.monotonic() >= deadline:
+                holder = self.holder() or {}
+                host = str(holder.get("host", "?"))
+                raise WorkspaceBusy(
+                    f"This workspace is open on another app server ({host}). Close its tabs there, or wait "
+                    f"{LEASE_STALE_SECONDS:.0f} s if that server stopped, then reload this page.", host
+                )
+            time.sleep(0.2)
+        self._thread = threading.Thread(target=self._beat, name="playground-lease", daemon=True)
+        self._thread.start()
+        return self
+
+    def holder(self) -> dict[str, Any] | None:
+        """What the lease file says (None if there is none or it cannot be read)."""
+        try:
+            found = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return None
+        return found if isinstance(found, dict) else None
+
+    @property
+    def held(self) -> bool:
+        holder = self.holder()
+        return holder is not None and holder.get("id") == self.owner["id"]
+
+    def release(self) -> None:
+        """Stop the heartbeat and let go (the file goes, if it is still ours)."""
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+        if self.held:
+            self.path.unlink(missing_ok=True)
+
+    def _try_take(self) -> bool:
+        holder = self.holder()
+        if holder is not None and holder.get("id") != self.owner["id"] and not self._stale(holder):
+            return False
+        if holder is None and not self.path.exists():
+            try:  # first come: only one replica creates the file
+                handle = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                return False
+            with os.fdopen(handle, "w") as file:
+                file.write(json.dumps({**self.owner, "heartbeat": time.time()}))
+            return True
+        self._write()  # a stale or unreadable lease: take it over, then check that no other replica did too
+        time.sleep(0.1)
+        return self.held
+
+    def _stale(self, holder: dict[str, Any]) -> bool:
+        same_host_earlier = holder.get("host") == self.owner["host"] and holder.get("process") != _PROCESS
+        if same_host_earlier and (holder.get("pid") == os.getpid() or not _pid_alive(int(holder.get("pid", 0)))):
+            return True  # a server on this host that stopped (or this process's predecessor with its pid)
+        return time.time() - float(holder.get("heartbeat", 0)) > LEASE_STALE_SECONDS
+
+    def _write(self) -> None:
+        write_text(self.path, json.dumps({**self.owner, "heartbeat": time.time()}))
+
+    def _beat(self) -> None:
+        while not self._stop.wait(LEASE_HEARTBEAT_SECONDS):
+            if not self.held:
+                self.lost = True
+                return
+            self._write()
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -27,7 +27,15 @@ from playground.history import History
 from playground.inference import Inference
 from playground.jobs import Supervisor, TrainingJob
 from playground.models import VariationalAutoEncoder, build_vae
-from playground.runs import new_run_folder, prune_runs, read_history, read_model, read_run_info, write_run
+from playground.runs import (
+    WorkspaceLease,
+    new_run_folder,
+    prune_runs,
+    read_history,
+    read_model,
+    read_run_info,
+    write_run,
+)
 from playground.training import RunResult, TrainingData
 from playground.workers import TrainingCrashed
 
@@ -66,6 +74,7 @@ class Status:
     error: str | None
     save_error: str | None  # the run trained but could not be kept on disk
     crash: TrainingCrashed | None = None  # its worker process died: how, and the weights the model kept
+    waiting_for_cluster: bool = False  # queued because a Ray cluster has no free CPU for it yet
 
     @property
     def active(self) -> bool:
@@ -104,7 +113,11 @@ class Workspace:
         load_data: DataLoader,
         supervisor: Supervisor,
         runs_dir: Path | None = None,
+        lease: WorkspaceLease | None = None,
     ):
+        if lease is not None:  # several app servers share the runs: this one writes the folder (WorkspaceBusy if not)
+            lease.acquire()
+        self.lease = lease
         self.supervisor = supervisor
         self.load_data = load_data
         self.runs_dir = runs_dir
@@ -117,8 +130,13 @@ class Workspace:
         self._lock = threading.Lock()
         self._gone = threading.Event()  # set once ``close`` has finished
         self._model_lock = threading.RLock()  # model switches, starts and resets, one at a time
-        if not self._restore():
-            self.switch(settings)
+        try:
+            if not self._restore():
+                self.switch(settings)
+        except BaseException:
+            if lease is not None:
+                lease.release()
+            raise
 
     # the model
 
@@ -236,6 +254,7 @@ class Workspace:
             error=job.error if job is not None else None,
             save_error=job.save_error if job is not None else None,
             crash=job.crash if job is not None else None,
+            waiting_for_cluster=job is not None and state == "queued" and job.waiting_for_cluster,
         )
 
     # runs and the current model on disk
@@ -353,6 +372,8 @@ class Workspace:
         if self.trainer is not None:
             self.supervisor.recycle(self.trainer)
         self.trainer = self.inference = None  # type: ignore[assignment]
+        if self.lease is not None:
+            self.lease.release()  # another app server may open this workspace now
         self._gone.set()
 
     def wait_closed(self, timeout: float | None = None) -> bool:

@@ -20,9 +20,10 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx, script_runner
 
 from playground.config import EXPLORE, watchable
 from playground.data import is_upload_name, load_dataset
-from playground.jobs import Supervisor
-from playground.runs import default_runs_root, workspace_dir
+from playground.jobs import Supervisor, supervisor_from_env
+from playground.runs import WorkspaceBusy, WorkspaceLease, default_runs_root, workspace_dir
 from playground.training import TrainingData
+from playground.ui.i18n import t
 from playground.uploads import load_kept
 from playground.workspace import LoadedData, Workspace, Workspaces
 
@@ -103,7 +104,7 @@ def workspaces() -> Workspaces:
 @st.cache_resource(show_spinner=False)
 def supervisor() -> Supervisor:
     """The server's training slots and its janitor for closed tabs (by token: a reload keeps its workspace)."""
-    shared = Supervisor()
+    shared = supervisor_from_env()  # on a Ray cluster if PLAYGROUND_RAY_ADDRESS is set
     if Runtime.exists():
         registry = workspaces()
         shared.start_janitor(lambda token: registry.alive(token, _is_session_alive))
@@ -136,7 +137,12 @@ def workspace() -> Workspace:
     folder = workspace_dir(default_runs_root(), token)
     registry, shared = workspaces(), supervisor()
     loader = functools.partial(load_in_workspace, folder)
-    found = registry.open(token, session_id(), lambda: Workspace(_first_settings(), loader, shared, folder))
+    make = lambda: Workspace(_first_settings(), loader, shared, folder, WorkspaceLease(folder))  # noqa: E731
+    try:
+        found = registry.open(token, session_id(), make)
+    except WorkspaceBusy as busy:  # another app server (replica) has it open
+        st.error(t("workspace.busy_elsewhere", host=busy.host))
+        st.stop()
     shared.register(token, lambda: registry.close(token))
     st.session_state["workspace"] = found
     if found.training:

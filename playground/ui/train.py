@@ -93,7 +93,10 @@ def _snapshots(ws: Workspace) -> None:
 
 
 def _progress(status: Status) -> None:
-    if status.state == "queued":
+    if status.state == "queued" and status.waiting_for_cluster:  # Ray has no CPU for it yet
+        st.info(t("train.cluster_wait"))
+        text = t("train.cluster_wait_short")
+    elif status.state == "queued":
         st.info(t("train.queued", position=status.queue_position or 1))
         text = t("train.queued_short", position=status.queue_position or 1)
     elif status.state == "running" and status.step == 0:  # the first call compiles the loop: a second or two
