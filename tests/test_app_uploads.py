@@ -12,6 +12,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from playground import uploads
+from playground.config import epochs_for
 from tests.conftest import APP
 from tests.test_app import button, number, open_tab, wait_until_idle
 
@@ -50,8 +51,9 @@ def test_an_uploaded_zip_becomes_the_dataset_and_is_kept_with_the_workspace(app,
     assert uploads.kept(workspace.runs_dir) == {workspace.dataset.name: "drawings"}
     assert any("Your images “drawings” are ready: 20 train / 4 test images" in s.value for s in app.success)
     assert app.selectbox(key="set_dataset").value == workspace.dataset.name
+    assert number(app, "Epochs").value == workspace.settings.epochs == epochs_for(20, 64)  # a watchable run
     assert any("your files drawings.zip" in c.value for c in app.sidebar.caption)
-    assert any(img.captions[0].startswith("Test images") for img in app.image)  # a neutral word, not "digits"
+    assert any(img.captions[0].startswith("Test pictures") for img in app.image)  # a neutral word, not "digits"
     np.testing.assert_array_equal(workspace.data.x_train.numpy().reshape(-1, 28, 28), workspace.dataset.x_train)
 
 

@@ -54,23 +54,33 @@ def test_a_refused_file_then_a_zip_of_drawings_in_the_sidebar(tmp_path):
             browser = launch_chromium(playwright)
             context, page = open_context(browser, server.url)
             sidebar = page.locator('[data-testid="stSidebar"]')
-            sidebar.get_by_text("Your own images").click()
+            section = sidebar.locator("details", has_text="Your own images")
             files = page.locator(".st-key-data_upload input[type=file]")
             use = sidebar.get_by_role("button", name="Check and use these files")
-            try:
-                files.set_input_files(str(tmp_path / "evil.zip"))
+
+            def send(path) -> None:
+                """Open the section if a rerun closed it, choose the file, press the button once it is enabled."""
+                if not section.evaluate("(details) => details.open"):
+                    section.locator("summary").click()
+                files.set_input_files(str(path))
+                page.wait_for_function("(button) => !button.disabled", arg=use.element_handle(), timeout=60_000)
                 use.click()
+
+            try:
+                send(tmp_path / "evil.zip")
                 refused = sidebar.get_by_text("These files were not used, and the current dataset stays")
                 refused.wait_for(timeout=60_000)
                 assert "points outside the archive (path traversal)" in refused.inner_text()
                 assert sidebar.get_by_text("MNIST — the bundled sample").count() == 1
-                files.set_input_files(str(tmp_path / "shapes.zip"))
-                use.click()
+                # The uploader adds files to those it holds: take the refused one away first, as a student would.
+                page.get_by_role("button", name="Remove evil.zip").click()
+                page.get_by_role("button", name="Remove evil.zip").wait_for(state="detached", timeout=60_000)
+                send(tmp_path / "shapes.zip")
                 page.get_by_text("Your images “shapes” are ready").wait_for(timeout=60_000)
-                sidebar.get_by_text("shapes — your files shapes.zip, 12 train / 4 test images").wait_for(timeout=60_000)
+                sidebar.get_by_text("shapes — your files shapes.zip, 14 train / 2 test images").wait_for(timeout=60_000)
                 assert page.locator('[data-testid="stException"]').count() == 0
                 assert start_button(page).is_enabled()
-                page.get_by_text("Test images (top)").wait_for(timeout=60_000)  # the neutral word, not "digits"
+                page.get_by_text("Test pictures (top)").wait_for(timeout=60_000)  # the neutral word, not "digits"
                 page.screenshot(path=str(ARTIFACTS / "own-images.png"))
             except Exception:
                 ARTIFACTS.mkdir(parents=True, exist_ok=True)

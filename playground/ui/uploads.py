@@ -39,12 +39,14 @@ def titles(ws: Workspace | None = None) -> dict[str, str]:
 
 def render(ws: Workspace) -> None:
     """Upload your own images: the formats, the uploader, the button that checks and keeps them."""
-    with st.expander(t("upload.title"), expanded=bool(st.session_state.get(ERROR))):
+    # A fixed ``expanded``: a changed one would open or close the section under the student's hands on a rerun.
+    with st.expander(t("upload.title"), expanded=False):
         st.markdown(t("upload.formats", images=f"{uploads.MAX_IMAGES:,}", mb=st.get_option("server.maxUploadSize"),
                       classes=uploads.MAX_CLASSES, least=uploads.MIN_IMAGES))  # fmt: skip
+        # New files clear the last refusal: a new verdict comes with the button.
         files = st.file_uploader(t("upload.files"), accept_multiple_files=True, key=FILES,
                                  help=t("upload.files_help"), disabled=ws.runs_dir is None,
-                                 on_change=st.session_state.pop, args=(ERROR, None))  # new files: a new verdict
+                                 on_change=st.session_state.pop, args=(ERROR, None))  # fmt: skip
         st.button(t("upload.use"), key="data_upload_use", on_click=_use, args=(ws,), disabled=not files,
                   width="stretch")  # fmt: skip
         if st.session_state.get(ERROR):
@@ -64,11 +66,11 @@ def _use(ws: Workspace) -> None:
     except OSError as error:  # a full disk: nothing half-kept is used, the old dataset stays
         st.session_state[ERROR] = t("upload.not_kept", detail=error)
         return
-    _follow_epochs(ws, len(dataset.x_train))
+    epochs = _follow_epochs(ws, len(dataset.x_train))
     st.session_state[PICKER] = dataset.name
     if not ws.trained and not ws.training:  # nothing to lose: switch now, so the whole page shows the new data
         try:
-            ws.switch(ws.settings.replace(dataset=dataset.name))
+            ws.switch(ws.settings.replace(dataset=dataset.name, epochs=epochs or ws.settings.epochs))
         except ValueError as error:
             st.session_state[ERROR] = str(error)
             return
@@ -76,8 +78,11 @@ def _use(ws: Workspace) -> None:
                        test=f"{len(dataset.x_test):,}", labels=", ".join(dataset.class_names[:12])))  # fmt: skip
 
 
-def _follow_epochs(ws: Workspace, train_examples: int) -> None:
-    """Epochs left at the current dataset's watchable default follow the new dataset's size (as the sidebar does)."""
+def _follow_epochs(ws: Workspace, train_examples: int) -> int | None:
+    """Epochs left at the current dataset's watchable default follow the new dataset's size (as the sidebar does):
+    the new epochs, or None if the learner chose their own."""
     batch, epochs = st.session_state.get("set_batch_size"), st.session_state.get("set_epochs")
     if isinstance(batch, int) and batch >= 1 and epochs == epochs_for(len(ws.dataset.x_train), batch):
         st.session_state["set_epochs"] = epochs_for(train_examples, batch)
+        return st.session_state["set_epochs"]
+    return None
