@@ -43,6 +43,7 @@ def main() -> int:
     parser.add_argument("--dataset", default="mnist")
     parser.add_argument("--source", default="bundled")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=None, help="default: the settings' (1000 makes it XLA)")
     args = parser.parse_args()
     dataset = load_dataset(args.dataset, args.source)
     loaded = LoadedData(dataset, TrainingData.from_dataset(dataset))
@@ -54,6 +55,8 @@ def main() -> int:
     cold, warm = [], []
     for seed in range(args.repeats):  # a new seed each time: a new trainer, nothing compiled yet
         settings = Settings(dataset=args.dataset, seed=1000 + seed)
+        if args.epochs is not None:
+            settings = settings.replace(epochs=args.epochs)
         workspace = Workspace(settings, load_data, supervisor)
         cold.append(first_point(workspace))
         workspace.close()
@@ -62,7 +65,8 @@ def main() -> int:
             time.sleep(0.01)
         warm.append(first_point(workspace))
         workspace.close()
-    print(f"{dataset.source}; default settings; load average {os.getloadavg()[0]:.1f}")
+    epochs = "" if args.epochs is None else f", {args.epochs} epochs"
+    print(f"{dataset.source}; default settings{epochs}; load average {os.getloadavg()[0]:.1f}")
     for label, values in (("cold (Start at once)", cold), ("warm (after the warm-up)", warm)):
         print(f"{label}: median {statistics.median(values):.2f} s, range {min(values):.2f}-{max(values):.2f} s")
     return 0
