@@ -24,7 +24,7 @@ from playground.config import Settings  # noqa: E402
 from playground.data import load_dataset  # noqa: E402
 from playground.jobs import Supervisor  # noqa: E402
 from playground.training import TrainingData  # noqa: E402
-from playground.workspace import Workspace  # noqa: E402
+from playground.workspace import LoadedData, Workspace  # noqa: E402
 
 
 def first_point(workspace: Workspace) -> float:
@@ -43,22 +43,30 @@ def main() -> int:
     parser.add_argument("--dataset", default="mnist")
     parser.add_argument("--source", default="bundled")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=None, help="default: the settings' (1000 makes it XLA)")
     args = parser.parse_args()
     dataset = load_dataset(args.dataset, args.source)
-    data = TrainingData.from_dataset(dataset)
+    loaded = LoadedData(dataset, TrainingData.from_dataset(dataset))
     supervisor = Supervisor(max_workers=1)
+
+    def load_data(_name: str) -> LoadedData:
+        return loaded
+
     cold, warm = [], []
     for seed in range(args.repeats):  # a new seed each time: a new trainer, nothing compiled yet
         settings = Settings(dataset=args.dataset, seed=1000 + seed)
-        workspace = Workspace(settings, dataset, data, supervisor)
+        if args.epochs is not None:
+            settings = settings.replace(epochs=args.epochs)
+        workspace = Workspace(settings, load_data, supervisor)
         cold.append(first_point(workspace))
         workspace.close()
-        workspace = Workspace(settings.replace(seed=2000 + seed), dataset, data, supervisor)
+        workspace = Workspace(settings.replace(seed=2000 + seed), load_data, supervisor)
         while not workspace.trainer.warm:
             time.sleep(0.01)
         warm.append(first_point(workspace))
         workspace.close()
-    print(f"{dataset.source}; default settings; load average {os.getloadavg()[0]:.1f}")
+    epochs = "" if args.epochs is None else f", {args.epochs} epochs"
+    print(f"{dataset.source}; default settings{epochs}; load average {os.getloadavg()[0]:.1f}")
     for label, values in (("cold (Start at once)", cold), ("warm (after the warm-up)", warm)):
         print(f"{label}: median {statistics.median(values):.2f} s, range {min(values):.2f}-{max(values):.2f} s")
     return 0

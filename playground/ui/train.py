@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import time
 
 import numpy as np
 import streamlit as st
@@ -21,6 +22,9 @@ from playground.workspace import Status, Workspace
 # small keeps the sliders and the canvas responsive during training.
 POLL_SECONDS = 0.45
 SLOW_POLL_SECONDS = 2.0
+# Start waits this long at most for the run's first loss record, so that the rerun the click
+# causes already draws it (a warm trainer streams it in about 0.1 s) instead of the next poll.
+FIRST_POINT_WAIT_SECONDS = 0.5
 
 
 def render(ws: Workspace) -> None:
@@ -61,8 +65,15 @@ def start_label(ws: Workspace) -> str:
 
 
 def _start(ws: Workspace) -> None:
+    step = ws.status().step
     ws.start()  # the sidebar has already applied the settings that need no new model
     st.session_state["was_active"] = True
+    deadline = time.monotonic() + FIRST_POINT_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        status = ws.status()
+        if status.step != step or status.state not in ("running", "queued"):
+            break
+        time.sleep(0.01)
 
 
 def chart_config(ws: Workspace) -> dict:
