@@ -2,7 +2,7 @@
 
 TensorFlow keeps memory for every function it compiles (tensorflow/tensorflow#62854),
 and a native crash takes its whole process down. So the server trains nothing itself:
-each training runs in a worker process (``spawn``, started once and kept warm, since
+each training runs in a worker process (a fresh Python, started once and kept warm, since
 importing TensorFlow takes seconds) that runs ``worker_core.WorkerCore``. A worker is
 retired between jobs, never during one, once it has built more than ``max_models``
 trainers or its memory passes ``max_mb``; a fresh one takes its place.
@@ -24,6 +24,8 @@ import multiprocessing
 import os
 import queue
 import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -155,18 +157,36 @@ def how_it_ended(exitcode: int | None) -> str:
 
 
 class WorkerProcess:
-    """One worker process and the server's end of its pipe (one job's thread talks to it at a time)."""
+    """One worker process and the server's end of its pipe (one job's thread talks to it at a time).
 
-    def __init__(self, context):
-        self._conn, child = context.Pipe()
-        self.process = context.Process(target=worker_main, args=(child, os.getpid()), name="playground-worker",
-                                       daemon=True)  # fmt: skip
-        self.process.start()
+    Started as ``python -m playground.workers FD PID`` rather than by ``multiprocessing``'s spawn,
+    which would import the server's main module again in the child: under Streamlit that is the
+    page script itself.
+    """
+
+    def __init__(self):
+        self._conn, child = multiprocessing.Pipe()
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        path = os.environ.get("PYTHONPATH", "")
+        env = {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
+        command = [sys.executable, "-m", "playground.workers", str(child.fileno()), str(os.getpid())]
+        self.process = subprocess.Popen(command, pass_fds=(child.fileno(),), env=env, stdin=subprocess.DEVNULL)
         child.close()
         self._send_lock = threading.Lock()
         self.health: Health | None = None
         self.holds: list[tuple] = []  # (model key, data key) of its recent trainers, newest first
         self.data_keys: set[str] = set()  # datasets sent to it
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    @property
+    def exitcode(self) -> int | None:
+        return self.process.poll()
+
+    def join(self, timeout: float) -> None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout)
 
     @property
     def pid(self) -> int | None:
@@ -177,7 +197,7 @@ class WorkerProcess:
             try:
                 self._conn.send(message)
             except (OSError, ValueError):
-                raise WorkerDied(self.process.exitcode) from None
+                raise WorkerDied(self.exitcode) from None
 
     def receive(self, timeout: float):
         """The next message, or None after ``timeout``; WorkerDied if the process is gone."""
@@ -187,10 +207,10 @@ class WorkerProcess:
         except (EOFError, OSError):
             pass
         else:
-            if self.process.is_alive():
+            if self.alive():
                 return None
-        self.process.join(1.0)
-        raise WorkerDied(self.process.exitcode)
+        self.join(1.0)
+        raise WorkerDied(self.exitcode)
 
     def wait_ready(self, timeout: float = START_SECONDS) -> None:
         self.health = self._expect(Health, timeout)
@@ -211,10 +231,10 @@ class WorkerProcess:
         """Ask it to exit; kill it if it has not within ``timeout``."""
         with contextlib.suppress(WorkerDied):
             self.send(Shutdown())
-        self.process.join(timeout)
-        if self.process.is_alive():
+        self.join(timeout)
+        if self.alive():
             self.process.kill()
-            self.process.join(5.0)
+            self.join(5.0)
         self._conn.close()
 
 
@@ -224,7 +244,6 @@ class WorkerPool:
     def __init__(self, max_models: int | None = None, max_mb: int | None = None):
         self.max_models = limit_from_env(MAX_MODELS_ENV, DEFAULT_MAX_MODELS) if max_models is None else max_models
         self.max_mb = limit_from_env(MAX_MB_ENV, DEFAULT_MAX_MB) if max_mb is None else max_mb
-        self._context = multiprocessing.get_context("spawn")
         self._lock = threading.Condition()
         self._idle: list[WorkerProcess] = []
         self._busy: set[WorkerProcess] = set()
@@ -263,7 +282,7 @@ class WorkerPool:
             worker.close()
 
     def _new(self) -> WorkerProcess:
-        worker = WorkerProcess(self._context)
+        worker = WorkerProcess()
         try:
             worker.wait_ready()
         except WorkerDied:
@@ -285,7 +304,7 @@ class WorkerPool:
             if chosen is not None:
                 self._idle.remove(chosen)
                 self._busy.add(chosen)
-        if chosen is not None and not chosen.process.is_alive():  # died while idle
+        if chosen is not None and not chosen.alive():  # died while idle
             with self._lock:
                 self._busy.discard(chosen)
             chosen.close(0.1)
@@ -633,3 +652,9 @@ def initial_weights(settings: Settings) -> list[np.ndarray]:
 
 
 __all__ = ["ORIGINAL_DIM", "Record", "RemoteTrainer", "TrainingCrashed", "TrainingError", "WorkerPool", "pool"]
+
+
+if __name__ == "__main__":  # python -m playground.workers FD PARENT_PID: a worker (see WorkerProcess)
+    from multiprocessing.connection import Connection
+
+    worker_main(Connection(int(sys.argv[1])), int(sys.argv[2]))
