@@ -52,7 +52,10 @@ def test_a_killed_worker_shows_on_the_page_within_5_s_and_start_carries_on(tmp_p
             assert "killed by signal 9, SIGKILL" in page.get_by_text("The training process stopped").inner_text()
             points = page.evaluate(POINTS_JS)
             start_button(page).click()
-            wait_for(lambda: page.evaluate(POINTS_JS) > points + 3, 120, "Start did not carry on")
+            clicked = time.monotonic()
+            # A fresh worker starts (TensorFlow's import) and compiles: on a loaded machine, minutes.
+            wait_for(lambda: page.evaluate(POINTS_JS) > points + 3, 300, "Start did not carry on")
+            print(f"training went on {time.monotonic() - clicked:.1f} s after Start, in a fresh worker")
             browser.close()
     finally:
         server.stop()
