@@ -89,8 +89,7 @@ class TrainingActor:
 
     def add_data(self, key: str, arrays: tuple) -> None:
         """A dataset from the object store (Ray resolves the reference to read-only arrays)."""
-        x_train, x_test = arrays
-        self.core.add_data(key, x_train, x_test)
+        self.core.add_data(key, *arrays)  # images, then labels (None when the dataset has none)
 
     def start(self, spec: JobSpec) -> None:
         """Run ``spec`` in a thread of the actor; its messages wait in the outbox for ``poll``."""
@@ -142,7 +141,7 @@ class RayCluster:
         """The dataset's arrays in the object store, put there once per dataset key."""
         with self._lock:
             if message.key not in self._data:
-                self._data[message.key] = ray.put((message.x_train, message.x_test))
+                self._data[message.key] = ray.put(message.arrays)
             return self._data[message.key]
 
     def worker(self) -> RayWorker:

@@ -60,6 +60,19 @@ class LoadData:
     key: str
     x_train: np.ndarray  # [N, 784] float32
     x_test: np.ndarray  # [M, 784] float32
+    y_train: np.ndarray | None = None  # [N] int32: the labels, which a conditional model trains on
+    y_test: np.ndarray | None = None  # [M] int32
+
+    @classmethod
+    def of(cls, key: str, data) -> LoadData:
+        """The message that carries ``data`` (a ``TrainingData``): its images and, if it has them, its labels."""
+        arrays = (data.x_train, data.x_test, data.y_train, data.y_test)
+        return cls(key, *(None if x is None else np.asarray(x) for x in arrays))
+
+    @property
+    def arrays(self) -> tuple:
+        """What ``WorkerCore.add_data`` takes after the key."""
+        return self.x_train, self.x_test, self.y_train, self.y_test
 
 
 @dataclass(frozen=True)
@@ -199,10 +212,13 @@ class WorkerCore:
         with self._lock:
             return key in self._data
 
-    def add_data(self, key: str, x_train: np.ndarray, x_test: np.ndarray) -> None:
+    def add_data(self, key: str, x_train: np.ndarray, x_test: np.ndarray, y_train: np.ndarray | None = None,
+                 y_test: np.ndarray | None = None) -> None:  # fmt: skip
         import tensorflow as tf
 
-        data = TrainingData(tf.constant(np.asarray(x_train, np.float32)), tf.constant(np.asarray(x_test, np.float32)))
+        labels = (None if y is None else tf.constant(np.asarray(y, np.int32)) for y in (y_train, y_test))
+        data = TrainingData(tf.constant(np.asarray(x_train, np.float32)), tf.constant(np.asarray(x_test, np.float32)),
+                            *labels)  # fmt: skip
         with self._lock:
             self._data[key] = data
             self._data.move_to_end(key)

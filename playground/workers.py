@@ -106,7 +106,7 @@ def worker_main(conn, parent_pid: int) -> None:
             if isinstance(message, (JobSpec, Prepare)):
                 jobs.put(message)
             elif isinstance(message, LoadData):
-                core.add_data(message.key, message.x_train, message.x_test)
+                core.add_data(message.key, *message.arrays)
             elif isinstance(message, (Command, Rates)):
                 core.command(message)
             elif isinstance(message, Shutdown):
@@ -327,7 +327,7 @@ class WorkerPool:
             self._idle.insert(0, worker)
         with contextlib.suppress(WorkerDied):
             if data_key not in worker.data_keys:
-                worker.send(LoadData(data_key, *(x.numpy() for x in (data.x_train, data.x_test))))
+                worker.send(LoadData.of(data_key, data))
                 worker.data_keys.add(data_key)
             worker.send(Prepare(state, data_key))
             worker.holds.insert(0, holds)
@@ -411,8 +411,9 @@ def key_of(data: TrainingData) -> str:
     key = _data_keys.get(data)
     if key is None:
         crc = 0
-        for x in (data.x_train, data.x_test):
-            crc = zlib.crc32(np.ascontiguousarray(x.numpy()).view(np.uint8), crc)
+        for x in (data.x_train, data.x_test, data.y_train, data.y_test):  # labels too: a conditional model reads them
+            if x is not None:
+                crc = zlib.crc32(np.ascontiguousarray(np.asarray(x)).view(np.uint8), crc)
         key = _data_keys[data] = f"{int(data.x_train.shape[0])}+{int(data.x_test.shape[0])}:{crc:08x}"
     return key
 
@@ -584,7 +585,7 @@ class RemoteTrainer:
                     continue
                 if isinstance(message, NeedData):
                     worker.data_keys.add(message.key)
-                    worker.send(LoadData(message.key, *(x.numpy() for x in (self.data.x_train, self.data.x_test))))
+                    worker.send(LoadData.of(message.key, self.data))
                 elif isinstance(message, Started):
                     self._progress.target_epoch, self.compiler = message.target_epoch, message.compiler
                 elif isinstance(message, Update):

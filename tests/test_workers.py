@@ -249,3 +249,17 @@ def test_a_reset_gives_the_page_a_new_version_of_the_initial_weights(loaded, sup
     assert not np.array_equal(ws.refresh().decode(np.zeros((1, 3))), initial)
     ws.reset()
     np.testing.assert_array_equal(ws.refresh().decode(np.zeros((1, 3))), initial)
+
+
+def test_a_conditional_model_trains_in_a_worker_on_the_labels_sent_with_the_images(loaded, supervisor):
+    # The labels cross the pipe with the images: without them a conditional model cannot train there.
+    ws = workspace(loaded, supervisor, SETTINGS.replace(conditional=True, epochs=2))
+    ws.start()
+    wait_for(lambda: not ws.training, 120, "the conditional run did not end")
+    status = ws.status()
+    assert status.state == "finished", status.error
+    assert ws.trainer.worker_pid not in (None, os.getpid())
+    model = ws.refresh()
+    codes = np.zeros((2, 3), np.float32)
+    as_two_classes = model.decode(codes, [1, 7])
+    assert not np.allclose(as_two_classes[0], as_two_classes[1]), "the label changes what is drawn"
