@@ -36,8 +36,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from playground.config import Settings
-from playground.history import History, Record
-from playground.models import ORIGINAL_DIM, VariationalAutoEncoder, build_vae
+from playground.history import History
+from playground.models import VariationalAutoEncoder, build_vae
 from playground.training import Control, RunResult, TrainerState, TrainingData
 from playground.worker_core import (
     Command,
@@ -651,7 +651,6 @@ def initial_weights(settings: Settings) -> list[np.ndarray]:
     return _initial_cache[key]
 
 
-__all__ = ["ORIGINAL_DIM", "Record", "RemoteTrainer", "TrainingCrashed", "TrainingError", "WorkerPool", "pool"]
 
 
 if __name__ == "__main__":  # python -m playground.workers FD PARENT_PID: a worker (see WorkerProcess)
