@@ -36,8 +36,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from playground.config import Settings
-from playground.history import History, Record
-from playground.models import ORIGINAL_DIM, VariationalAutoEncoder, build_vae
+from playground.history import History
+from playground.models import VariationalAutoEncoder, build_vae
 from playground.training import Control, RunResult, TrainerState, TrainingData
 from playground.worker_core import (
     Command,
@@ -66,7 +66,7 @@ MAX_MB_ENV = "PLAYGROUND_WORKER_MAX_MB"
 DEFAULT_MAX_MODELS = 12
 DEFAULT_MAX_MB = 2000
 TRAINING_NICENESS = 10  # workers run below the web server's priority
-START_SECONDS = 120.0  # a new worker has this long to import TensorFlow and say it is ready
+START_SECONDS = 300.0  # a new worker has this long to import TensorFlow and say it is ready (a loaded machine: minutes)
 HEALTH_SECONDS = 10.0  # after a job, the worker's health report comes within this
 POLL_SECONDS = 0.05  # how often a job's thread looks at its control while waiting for messages
 
@@ -652,7 +652,6 @@ def initial_weights(settings: Settings) -> list[np.ndarray]:
     return _initial_cache[key]
 
 
-__all__ = ["ORIGINAL_DIM", "Record", "RemoteTrainer", "TrainingCrashed", "TrainingError", "WorkerPool", "pool"]
 
 
 if __name__ == "__main__":  # python -m playground.workers FD PARENT_PID: a worker (see WorkerProcess)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import POINTS_JS, Server, launch_chromium, require_chromium, set_number, start_button
+from tests.browser import ARTIFACTS, POINTS_JS, Server, launch_chromium, require_chromium, set_number, start_button
 from tests.support import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -54,7 +54,13 @@ def test_a_killed_worker_shows_on_the_page_within_5_s_and_start_carries_on(tmp_p
             start_button(page).click()
             clicked = time.monotonic()
             # A fresh worker starts (TensorFlow's import) and compiles: on a loaded machine, minutes.
-            wait_for(lambda: page.evaluate(POINTS_JS) > points + 3, 300, "Start did not carry on")
+            try:
+                wait_for(lambda: page.evaluate(POINTS_JS) > points + 3, 300, "Start did not carry on")
+            except AssertionError:
+                page.screenshot(path=str(ARTIFACTS / "worker-crash-restart.png"))
+                progress = page.locator('[data-testid="stProgress"]').first.inner_text()
+                raise AssertionError(f"Start did not carry on: {points} -> {page.evaluate(POINTS_JS)}, {progress!r}, "
+                                     f"workers {server.children()}") from None  # fmt: skip
             print(f"training went on {time.monotonic() - clicked:.1f} s after Start, in a fresh worker")
             browser.close()
     finally:

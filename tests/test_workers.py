@@ -71,6 +71,7 @@ def _holds_still(ws, seconds: float) -> bool:
     return ws.status().step == step
 
 
+@pytest.mark.slow  # two trainings, one of them restarted in a fresh worker
 def test_a_worker_killed_mid_run_fails_its_job_only_and_start_carries_on_from_its_last_weights(loaded, supervisor):
     victim = workspace(loaded, supervisor)
     bystander = workspace(loaded, supervisor, SETTINGS.replace(latent_dim=4, epochs=15))
