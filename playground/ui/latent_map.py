@@ -20,8 +20,7 @@ REFRESH_SECONDS = 5.0  # while training; redrawing the map costs the browser mor
 POLL_SECONDS = 0.5  # while a layout is computed: it shows within half a second of being ready
 MAX_POINTS = 2000  # test digits shown: enough to see the clusters, light enough to redraw and lay out
 METHODS = ("pca", "tsne")
-METHOD = "map_method"  # the chosen method's id (the widget) ...
-KEPT_METHOD = "map_method_kept"  # ... kept while another tab is open: Streamlit forgets a widget not drawn
+METHOD = "map_method"  # the chosen method's id (the widget)
 LAYOUT = "map_layout"  # per session: the latest non-linear layout and what it was computed for
 NEIGHBOURS = 10  # codes whose map positions place a drawn digit on a t-SNE map
 SEED = 0  # the same codes give the same map
@@ -39,12 +38,9 @@ def _method(ws: Workspace) -> str:
     """The chosen method; PCA alone (no switch) for codes of one or two dimensions, which need no map."""
     if ws.settings.latent_dim <= 2:
         return "pca"
-    if METHOD not in st.session_state:
-        st.session_state[METHOD] = st.session_state.get(KEPT_METHOD, METHODS[0])
-    method = st.radio(t("map.method"), METHODS, format_func=_name, key=METHOD, horizontal=True,
-                      help=t("map.method_help"))  # fmt: skip
-    st.session_state[KEPT_METHOD] = method
-    return method
+    # Kept while another tab is open: without persist_state Streamlit forgets a widget that is not drawn.
+    return st.radio(t("map.method"), METHODS, format_func=_name, key=METHOD, horizontal=True,
+                    help=t("map.method_help"), persist_state="page")  # fmt: skip
 
 
 def _name(method: str) -> str:
