@@ -141,7 +141,8 @@ class _Progress:
         if record.split == "val":
             print(f"\repoch {record.epoch} done: validation loss {record.loss:.4f}" + " " * 40, file=sys.stderr)
         elif self.tty:
-            print(f"\r{line} {record.steps_per_second:,.0f} steps/s", end="", file=sys.stderr, flush=True)
+            speed = f"{record.steps_per_second:,.0f} steps/s" if record.steps_per_second else "compiling"
+            print(f"\r{line} {speed}", end="", file=sys.stderr, flush=True)
 
     def finish(self, message: str) -> None:
         print(("\n" if self.tty else "") + message, file=sys.stderr)

@@ -33,7 +33,8 @@ from playground.steps import StepVariables, evaluate, train_chunk, train_chunk_f
 # guide's VAE at about 1,800 steps/s and the app's 784-256-8 ELBO VAE at about 510,
 # the plain TensorFlow graph at about 1,200 and 370. But XLA first compiles for
 # 1.5-2.5 s where the graph traces in 0.7 s, so short runs finish sooner without it.
-# "auto" uses XLA for runs of at least XLA_MIN_STEPS steps; True or False force it.
+# "auto" uses XLA for dense models' runs of at least XLA_MIN_STEPS steps (the convolutional model: never,
+# XLA's CPU convolution gradients run 40x slower than TensorFlow's graph); True or False force it.
 JIT_COMPILE = "auto"
 XLA_MIN_STEPS = 2000
 SECONDS_PER_CALL = 0.1  # update rate >= 4/s and stop latency well under 0.5 s
@@ -405,6 +406,8 @@ class Trainer:
         """The compiler for a run of ``epochs`` more epochs from here (see JIT_COMPILE)."""
         if self.jit_compile != "auto":
             return "xla" if self.jit_compile else "graph"
+        if self.settings.architecture == "conv":  # XLA's CPU convolutions: 0.9 steps/s against the graph's 33-39
+            return "graph"
         planned = epochs * self.steps_per_epoch - self.epoch_step
         return "xla" if planned >= XLA_MIN_STEPS else "graph"
 
@@ -640,7 +643,9 @@ class Trainer:
                     chunk.kl_per_dim_sum.numpy())  # fmt: skip
             plan.sums.add(steps, *sums)
             plan.position += steps
-            self._emit_train(steps, sums, steps / max(clock.last_seconds, 1e-9), on_update)
+            # A call that compiled says nothing of the speed (it would promise hours): 0, not measured.
+            speed = 0.0 if clock.last_compiled else steps / max(clock.last_seconds, 1e-9)
+            self._emit_train(steps, sums, speed, on_update)
         if diverged:
             self._divergence = (self.step + 1, None)  # the step whose loss was not finite
         else:

@@ -246,7 +246,9 @@ def test_streamed_updates_carry_losses_and_speed(tiny):
     trainer.run(on_update=updates.append)
     train = [r for r in updates if r.split == "train"]
     assert len(train) >= 4  # several calls an epoch
-    assert all(r.steps_per_second > 0 and r.loss > 0 for r in train)
+    assert all(r.loss > 0 for r in train)
+    # The first call compiled: its speed is not measured (it would make the time left read hours); the rest are.
+    assert train[0].steps_per_second == 0 and all(r.steps_per_second > 0 for r in train[1:])
     assert [r.step for r in train] == sorted(r.step for r in train)
     assert trainer.history.kl_per_dim.shape == (32,)
 

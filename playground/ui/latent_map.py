@@ -59,7 +59,8 @@ def _codes(ws: Workspace):
     key = (id(inference), inference.version)
     if cached is None or cached["key"] != key:
         count = min(len(ws.dataset.x_test), MAX_POINTS)
-        z_mean, _ = inference.encode(ws.dataset.x_test[:count])
+        labels = ws.dataset.y_test[:count] if ws.settings.conditional else None  # a conditional model's own labels
+        z_mean, _ = inference.encode(ws.dataset.x_test[:count], labels)
         cached = {"key": key, "version": inference.version, "z_mean": z_mean, "labels": ws.dataset.y_test[:count],
                   "projection": project_2d(z_mean)}  # fmt: skip
         st.session_state["map_cache"] = cached

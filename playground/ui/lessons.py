@@ -91,10 +91,10 @@ def _verdict(ws: Workspace, lesson: Lesson) -> Verdict:
         return Verdict("pending")
     inference, history = ws.refresh(), ws.trainer.history
     if lesson.id == "collapse":
-        kl, reconstructions = _codes(inference, ws.dataset.x_test[:SAMPLE])
+        kl, reconstructions = _codes(inference, ws.dataset.x_test[:SAMPLE], _labels(ws))
         return lessons.collapse(kl, reconstructions, ws.dataset.x_train.mean(axis=0))
     if lesson.id == "latent_2d":
-        z_mean, _ = inference.encode(ws.dataset.x_test[:SAMPLE])
+        z_mean, _ = inference.encode(ws.dataset.x_test[:SAMPLE], _labels(ws))
         return lessons.latent_map(z_mean, ws.dataset.y_test[:SAMPLE])
     if lesson.id == "divergence":
         result = ws.status().result
@@ -112,10 +112,15 @@ def _epoch_train_losses(history) -> list[float]:
     return [last[epoch] for epoch in sorted(last)]
 
 
-def _codes(inference: Inference, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(KL per dimension [L], reconstructions [N, 28, 28]) of ``images``."""
-    z_mean, z_log_var = inference.encode(images)
-    return lessons.kl_per_dimension(z_mean, z_log_var), inference.decode(z_mean)
+def _labels(ws: Workspace) -> np.ndarray | None:
+    """The sample's own labels for a conditional model (else None: the model reads none)."""
+    return ws.dataset.y_test[:SAMPLE] if ws.settings.conditional else None
+
+
+def _codes(inference: Inference, images: np.ndarray, labels=None) -> tuple[np.ndarray, np.ndarray]:
+    """(KL per dimension [L], reconstructions [N, 28, 28]) of ``images`` (with their ``labels`` if conditional)."""
+    z_mean, z_log_var = inference.encode(images, labels)
+    return lessons.kl_per_dimension(z_mean, z_log_var), inference.decode(z_mean, labels)
 
 
 def _trained_values(ws: Workspace, lesson: Lesson) -> set:

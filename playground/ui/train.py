@@ -114,8 +114,9 @@ def _progress(status: Status) -> None:
         text = t("train.compiling")
     elif status.active:
         left = "—" if status.seconds_left is None else duration(status.seconds_left)
+        speed = f"{status.steps_per_second:,.0f}" if status.steps_per_second else "—"  # 0: not measured yet
         text = t("train.progress", epoch=status.epoch, epochs=status.target_epoch, step=status.epoch_step,
-                 steps=status.steps_per_epoch, speed=f"{status.steps_per_second:,.0f}", left=left)  # fmt: skip
+                 steps=status.steps_per_epoch, speed=speed, left=left)  # fmt: skip
     elif status.step == 0:  # a new or reset model: whatever the last job did, this one is untrained
         text = t("train.untrained")
     else:
