@@ -218,16 +218,21 @@ def _guide_loop(images: np.ndarray, settings: Settings, steps: int | None, compi
     return timed
 
 
-def _keras_fit(images: np.ndarray, settings: Settings) -> Timer:
-    """The guide's second way: compile(optimizer, MSE) and fit(), no validation data."""
+def _keras_fit(images: np.ndarray, settings: Settings, labels: np.ndarray | None = None) -> Timer:
+    """The guide's second way: compile(optimizer, MSE) and fit(), no validation data (a conditional
+    model's inputs are (images, labels))."""
     vae = build_vae(settings)
     vae.compile(keras.optimizers.Adam(learning_rate=settings.learning_rate), loss=keras.losses.MeanSquaredError())
-    warmup = images[: settings.batch_size * WARMUP_STEPS]
-    vae.fit(warmup, warmup, batch_size=settings.batch_size, epochs=1, verbose=0)
+
+    def inputs(count: int | None = None):
+        return (images[:count], labels[:count]) if settings.conditional else images[:count]
+
+    warm = settings.batch_size * WARMUP_STEPS
+    vae.fit(inputs(warm), images[:warm], batch_size=settings.batch_size, epochs=1, verbose=0)
 
     def timed() -> tuple[int, float, str]:
         started = time.perf_counter()
-        vae.fit(images, images, batch_size=settings.batch_size, epochs=settings.epochs, verbose=0)
+        vae.fit(inputs(), images, batch_size=settings.batch_size, epochs=settings.epochs, verbose=0)
         steps = settings.epochs * math.ceil(len(images) / settings.batch_size)
         return steps, time.perf_counter() - started, "graph"
 
@@ -342,7 +347,7 @@ def run_variant_benchmark(dataset: str = "mnist", source: str = "auto", epochs: 
     rows = []
     for name, variant in VARIANTS.items():
         settings = variant.replace(epochs=CONV_EPOCHS if variant.architecture == "conv" else epochs)
-        fit = _measure("Keras fit()", _variant_fit(images, labels, settings), repeats)
+        fit = _measure("Keras fit()", _keras_fit(images, settings, labels), repeats)
         trainer = _measure("trainer, default (auto compiler)", _trainer(data, settings, jit="auto"), repeats)
         compiler = trainer["label"].rsplit("[", 1)[-1].rstrip("]")  # "xla" or "graph": what auto chose
         rows.append({"name": name, "model": describe_settings(settings), "epochs": settings.epochs,
@@ -357,24 +362,6 @@ def describe_settings(settings: Settings) -> str:
         else str(settings.intermediate_dim)  # fmt: skip
     kind = "conv" if settings.architecture == "conv" else "dense"
     return f"{kind} 784-{hidden}-{settings.latent_dim}" + (", conditional" if settings.conditional else "")
-
-
-def _variant_fit(images: np.ndarray, labels: np.ndarray, settings: Settings) -> Timer:
-    """fit() on the variant's model (a conditional one takes (images, labels)), the guide's MSE + KL loss."""
-    vae = build_vae(settings)
-    vae.compile(keras.optimizers.Adam(learning_rate=settings.learning_rate), loss=keras.losses.MeanSquaredError())
-    inputs = (images, labels) if settings.conditional else images
-    warm = settings.batch_size * WARMUP_STEPS
-    vae.fit((images[:warm], labels[:warm]) if settings.conditional else images[:warm], images[:warm],
-            batch_size=settings.batch_size, epochs=1, verbose=0)  # fmt: skip
-
-    def timed() -> tuple[int, float, str]:
-        started = time.perf_counter()
-        vae.fit(inputs, images, batch_size=settings.batch_size, epochs=settings.epochs, verbose=0)
-        steps = settings.epochs * math.ceil(len(images) / settings.batch_size)
-        return steps, time.perf_counter() - started, "graph"
-
-    return timed
 
 
 def format_variant_table(report: dict) -> str:
