@@ -135,9 +135,8 @@ def _progress(status: Status) -> None:
 
 def _loss_chart(ws: Workspace, status: Status) -> None:
     history = ws.trainer.history
-    if len(history) == 0:
+    if len(history) == 0:  # the empty axes are drawn too: the browser loads its charting code before Start
         st.info(t("train.empty_chart_soon") if status.active else t("train.empty_chart"))
-        return
     names = ("loss", "reconstruction_loss", "kl_loss")
     text = {name: t(f"chart.{name}") for name in names}
     text.update({f"val_{name}": t(f"chart.val_{name}") for name in names})
