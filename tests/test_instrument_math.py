@@ -13,6 +13,7 @@ import pytest
 
 from playground.config import Settings
 from playground.inference import Inference, pack_weights
+from playground.models import build_vae
 
 NODE = shutil.which("node")
 SCRIPT = Path(__file__).resolve().parents[1] / "playground/ui/instrument.js"
@@ -58,11 +59,12 @@ def page_math(tmp_path: Path, blob: bytes, codes, images, labels) -> dict:
     ids=["guide", "deep", "conditional", "deep-conditional"],
 )
 def test_the_page_encodes_and_decodes_like_keras(tmp_path, mnist, settings):
-    inference = Inference(settings)
     rng = np.random.default_rng(0)
     # Trained weights are not needed, but biases of zero would hide a missing bias: make them all non-zero.
-    inference.model.set_weights([w + rng.normal(0, 0.05, w.shape).astype(np.float32)
-                                 for w in inference.model.get_weights()])  # fmt: skip
+    model = build_vae(settings)
+    model.set_weights([w + rng.normal(0, 0.05, w.shape).astype(np.float32) for w in model.get_weights()])
+    inference = Inference(settings)
+    inference.load_from(model)  # the numpy copy reads the weights through load_from / sync / load_packed
     codes = rng.standard_normal((6, settings.latent_dim)).astype(np.float32)
     images = mnist.x_test[:6].reshape(6, 784)
     labels = np.array([0, 3, 9, 1, 7, 3])
