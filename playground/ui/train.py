@@ -142,6 +142,8 @@ def _loss_chart(ws: Workspace, status: Status) -> None:
     text.update({f"val_{name}": t(f"chart.val_{name}") for name in names})
     text.update(step=t("chart.step"), loss_axis=t("chart.loss_axis"), kl_axis=t("chart.kl_axis"))
     figure = loss_figure(history.columns("train"), history.columns("val"), text)
+    if len(history) == 0:  # axes without numbers: an empty frame, not a loss of -1 to 4
+        figure.update_xaxes(showticklabels=False).update_yaxes(showticklabels=False, range=[0, 1])
     st.plotly_chart(figure, key="loss_chart", config=chart_config(ws))
 
 
