@@ -35,8 +35,16 @@ def page(tmp_path_factory):
 
 
 def test_the_tsne_view_appears_within_30_s_and_the_page_answers_meanwhile(page):
+    pca = page.locator(".js-plotly-plot").filter(has_text="principal component").first
     page.get_by_role("tab", name="Latent map").click()
-    page.locator(".js-plotly-plot").filter(has_text="principal component").first.wait_for(timeout=60_000)
+    try:
+        pca.wait_for(timeout=30_000)
+    except Exception:  # seen once in CI: the page stayed on Draw after the click (a lost tab change?)
+        page.screenshot(path=str(ARTIFACTS / "latent-map-pca-missing.png"), full_page=True)
+        print("the Latent map tab did not open on the first click; clicking again")
+        page.get_by_role("tab", name="Draw").click()
+        page.get_by_role("tab", name="Latent map").click()
+        pca.wait_for(timeout=60_000)
     asked = time.monotonic()
     page.get_by_text("t-SNE", exact=True).click()  # the switch's option
     # A page that waited for the layout would never show this: it shows while the layout is computed.
