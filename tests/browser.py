@@ -140,6 +140,15 @@ def set_number(page, label: str, value, settle: float = 0.5) -> None:
     time.sleep(settle)
 
 
+def expect_number(page, label: str, value: str, timeout: float = 15) -> None:
+    """Wait until the number input labelled ``label`` shows ``value``. Read once, a field Streamlit has just
+    drawn can still show "0" for a frame before its value arrives (seen in CI; a probe sampling every 5 ms
+    saw it on two page loads of four), so a test waits; a value that stays wrong still fails."""
+    from playwright.sync_api import expect
+
+    expect(page.get_by_label(label, exact=True)).to_have_value(value, timeout=timeout * 1000)
+
+
 def open_context(browser, url: str, height: int = 1400):
     """A new browser context (its own session) on ``url``, once the page is ready: (context, page)."""
     context = browser.new_context(viewport={"width": 1400, "height": height})

@@ -23,6 +23,7 @@ from tests.browser import (
     ROOT,
     Server,
     copy_screenshot,
+    expect_number,
     launch_chromium,
     require_chromium,
     set_number,
@@ -91,8 +92,8 @@ def save_screenshot(page, name: str, height: int = 1250) -> None:
 def test_1_page_loads_without_an_exception(page):
     assert page.locator('[data-testid="stException"]').count() == 0
     assert page.get_by_role("heading", name="VAE Playground").count() == 1
-    assert page.get_by_label("Latent size", exact=True).input_value() == "8"
-    assert page.get_by_label("Intermediate size", exact=True).input_value() == "256"
+    expect_number(page, "Latent size", "8")
+    expect_number(page, "Intermediate size", "256")
 
 
 def background_tasks(pid: int) -> dict[str, tuple[str, int]]:

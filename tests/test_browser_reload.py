@@ -8,7 +8,16 @@ import time
 
 import pytest
 
-from tests.browser import ARTIFACTS, POINTS_JS, Server, launch_chromium, require_chromium, set_number, start_button
+from tests.browser import (
+    ARTIFACTS,
+    POINTS_JS,
+    Server,
+    expect_number,
+    launch_chromium,
+    require_chromium,
+    set_number,
+    start_button,
+)
 from tests.support import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -56,15 +65,15 @@ def test_a_reload_mid_training_brings_back_the_training_its_curve_and_settings(s
             wait_for(lambda: page.evaluate(POINTS_JS) > 5, 60, "the curve did not come back")
             wait_for(lambda: epoch_now(page) > epoch, 60, "training did not go on after the reload")
             print(f"curve back and training on {time.monotonic() - started:.1f} s after the reload")
-            assert page.get_by_label("Latent size", exact=True).input_value() == "5"
-            assert page.get_by_label("KL weight", exact=True).input_value() == "0.5"
-            assert page.get_by_label("Epochs", exact=True).input_value() == "1000"
+            expect_number(page, "Latent size", "5")
+            expect_number(page, "KL weight", "0.5")
+            expect_number(page, "Epochs", "1000")
 
             other = browser.new_context(viewport={"width": 1400, "height": 1400}).new_page()  # another browser
             other.goto(address)
             start_button(other).wait_for(timeout=90_000)
             wait_for(lambda: other.evaluate(POINTS_JS) > 5, 60, "the same address elsewhere shows no curve")
-            assert other.get_by_label("Latent size", exact=True).input_value() == "5"
+            expect_number(other, "Latent size", "5")
             other.context.close()
 
             page.get_by_role("button", name="Stop training").click()
@@ -76,7 +85,7 @@ def test_a_reload_mid_training_brings_back_the_training_its_curve_and_settings(s
             reopen.click()
             page.get_by_text("Reopened run-001").wait_for(timeout=15_000)  # no other tab clicked
             print(f"reopen message shown {time.monotonic() - started:.1f} s after the click")
-            assert page.get_by_label("Latent size", exact=True).input_value() == "5"
+            expect_number(page, "Latent size", "5")
         except Exception:
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "reload.png"))

@@ -7,7 +7,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 
-from tests.browser import Server, launch_chromium, open_context, require_chromium, start_button
+from tests.browser import Server, expect_number, launch_chromium, open_context, require_chromium, start_button
 from tests.support import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -46,9 +46,8 @@ def test_a_copied_link_gives_the_same_sidebar_and_identical_loss_records(server)
         copied = f"{server.url}/?{urlencode(params)}"  # the link a learner shares (their runs folder left out)
         second_context, second = open_context(browser, copied, height=1200)
         for page in (first, second):
-            assert page.get_by_label("Latent size", exact=True).input_value() == "2"
-            assert page.get_by_label("Intermediate size", exact=True).input_value() == "32"
-            assert page.get_by_label("Seed", exact=True).input_value() == "9"
+            for label, value in (("Latent size", "2"), ("Intermediate size", "32"), ("Seed", "9")):
+                expect_number(page, label, value)
         for page in (first, second):
             start_button(page).click()
         histories = wait_for(lambda: len(h := _finished_histories(server.runs_dir)) == 2 and h, 240, "runs missing")
