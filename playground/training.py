@@ -339,6 +339,11 @@ class Trainer:
         """Whether a background warm-up has finished (or none was asked for)."""
         return self._warming is None or not self._warming.is_alive()
 
+    @property
+    def compiling(self) -> bool:
+        """Whether a run starting now waits for its loop to compile (a warm-up still running)."""
+        return not self.warm
+
     def reset(self) -> None:
         """New initial weights (same seed), a fresh optimizer and an empty history, in place."""
         self.model.set_weights(build_vae(self.settings).get_weights())

@@ -31,6 +31,7 @@ import time
 import uuid
 import weakref
 import zlib
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,6 +69,7 @@ DEFAULT_MAX_MB = 2000
 TRAINING_NICENESS = 10  # workers run below the web server's priority
 START_SECONDS = 300.0  # a new worker has this long to import TensorFlow and say it is ready (a loaded machine: minutes)
 HEALTH_SECONDS = 10.0  # after a job, the worker's health report comes within this
+MAX_PENDING_PREPARATIONS = 4  # models waiting for a free worker to compile them (the newest kept)
 POLL_SECONDS = 0.05  # how often a job's thread looks at its control while waiting for messages
 
 
@@ -249,6 +251,9 @@ class WorkerPool:
         self._busy: set[WorkerProcess] = set()
         self._starting = 0
         self._warm = 0  # idle workers to keep ready
+        # Models to compile as soon as a worker is free: a page opened while the workers still import
+        # TensorFlow, or while all of them train, is prepared when one is ready (the latest state per model).
+        self._pending: OrderedDict[tuple, tuple[TrainerState, TrainingData]] = OrderedDict()
         self._closed = False
         self.retired = 0  # workers retired for their memory or models (for the log and the tests)
 
@@ -280,6 +285,8 @@ class WorkerPool:
             self._lock.notify_all()
         if worker is not None:
             worker.close()
+        else:
+            self._prepare_pending()
 
     def _new(self) -> WorkerProcess:
         worker = WorkerProcess()
@@ -321,16 +328,31 @@ class WorkerPool:
         holds = (state.settings.model_key(), data_key)
         with self._lock:
             worker = next((w for w in self._idle if holds in w.holds), None) or next(iter(self._idle), None)
-            if worker is None or holds in worker.holds:
+            if worker is None:  # every worker is starting or training: the first one free does it
+                if not self._closed:
+                    self._pending[holds] = (state, data)
+                    self._pending.move_to_end(holds)
+                    while len(self._pending) > MAX_PENDING_PREPARATIONS:
+                        self._pending.popitem(last=False)
                 return
             self._idle.remove(worker)
             self._idle.insert(0, worker)
+        # Sent even to a worker that holds this model: its loss, batch size or run length may have changed what
+        # Start will call (a run of 1,000 epochs uses XLA, a short one the graph); compiled already, it costs ms.
         with contextlib.suppress(WorkerDied):
             if data_key not in worker.data_keys:
                 worker.send(LoadData.of(data_key, data))
                 worker.data_keys.add(data_key)
             worker.send(Prepare(state, data_key))
-            worker.holds.insert(0, holds)
+            if holds not in worker.holds:
+                worker.holds.insert(0, holds)
+
+    def _prepare_pending(self) -> None:
+        """Preparations asked for while no worker was free, now that one is (newest last, so first in line)."""
+        with self._lock:
+            pending, self._pending = list(self._pending.values()), OrderedDict()
+        for state, data in pending:
+            self.prepare(state, data)
 
     def checkin(self, worker: WorkerProcess) -> None:
         """A job ended normally: keep the worker, or retire it if it holds too much (and start another)."""
@@ -347,7 +369,9 @@ class WorkerPool:
                 self._idle.insert(0, worker)
             self.retired += too_big
             self._lock.notify_all()
-        if not keep:
+        if keep:
+            self._prepare_pending()
+        else:
             if too_big:
                 log.info("retiring training worker %s: %d models, %.0f MB", worker.pid, health.models, health.rss_mb)
             threading.Thread(target=worker.close, name="playground-worker-retire", daemon=True).start()
@@ -458,6 +482,7 @@ class RemoteTrainer:
         self.control = Control()
         self.history = History()
         self.compiler = "graph"
+        self.built_for_run: bool | None = None  # whether this run's worker had to build (and compile) a trainer
         self.worker_pid: int | None = None  # the process running this model's training, while it runs
         self._lock = threading.Lock()
         self._steps_per_epoch_rows = int(data.x_train.shape[0])
@@ -555,6 +580,11 @@ class RemoteTrainer:
         model.set_weights(self.weights()[1])
         return model
 
+    @property
+    def compiling(self) -> bool:
+        """Whether the run in progress is compiling its loop: its worker had to build a new trainer."""
+        return bool(self.built_for_run)
+
     # a run in a worker
 
     def run(self, on_update=None, control: Control | None = None) -> RunResult:
@@ -562,6 +592,7 @@ class RemoteTrainer:
         control = self.control if control is None else control
         job_id = uuid.uuid4().hex
         spec = JobSpec(job_id, self.state, self.data_key)
+        self.built_for_run = None  # known once the worker says it started
         if self._progress.epoch >= self._progress.target_epoch:
             self._progress.target_epoch = self._progress.epoch + self.settings.epochs
         holds = (self.settings.model_key(), self.data_key)
@@ -588,6 +619,7 @@ class RemoteTrainer:
                     worker.send(LoadData.of(message.key, self.data))
                 elif isinstance(message, Started):
                     self._progress.target_epoch, self.compiler = message.target_epoch, message.compiler
+                    self.built_for_run = message.compiled
                 elif isinstance(message, Update):
                     self._take_update(message, on_update)
                 elif isinstance(message, Weights):
@@ -650,8 +682,6 @@ def initial_weights(settings: Settings) -> list[np.ndarray]:
             _initial_cache.pop(next(iter(_initial_cache)))
         _initial_cache[key] = build_vae(settings).get_weights()
     return _initial_cache[key]
-
-
 
 
 if __name__ == "__main__":  # python -m playground.workers FD PARENT_PID: a worker (see WorkerProcess)

@@ -75,6 +75,7 @@ class Status:
     save_error: str | None  # the run trained but could not be kept on disk
     crash: TrainingCrashed | None = None  # its worker process died: how, and the weights the model kept
     waiting_for_cluster: bool = False  # queued because a Ray cluster has no free CPU for it yet
+    compiling: bool = False  # running, no step yet, and its loop is being compiled (not merely starting)
 
     @property
     def active(self) -> bool:
@@ -255,6 +256,7 @@ class Workspace:
             save_error=job.save_error if job is not None else None,
             crash=job.crash if job is not None else None,
             waiting_for_cluster=job is not None and state == "queued" and job.waiting_for_cluster,
+            compiling=state == "running" and step == 0 and trainer.compiling,
         )
 
     # runs and the current model on disk

@@ -616,3 +616,20 @@ def test_a_queued_run_says_its_place_not_epoch_1_of_0():
     at = AppTest.from_function(_queued_progress, default_timeout=60).run()
     assert [p.proto.text for p in at.get("progress")] == ["Queued · number 2 in the queue"]
     assert any("You are number 2 in the queue" in i.value for i in at.info)
+
+
+def _starting_progress(compiling: bool):
+    from playground.ui.train import _progress
+    from playground.workspace import Status
+
+    _progress(Status(state="running", epoch=1, target_epoch=423, step=0, epoch_step=0, steps_per_epoch=71,
+                     steps_per_second=0.0, seconds_left=None, queue_position=None, result=None, error=None,
+                     save_error=None, compiling=compiling))  # fmt: skip
+
+
+@pytest.mark.parametrize("compiling", [True, False])
+def test_a_run_before_its_first_record_says_compiling_only_when_it_compiles(compiling):
+    at = AppTest.from_function(_starting_progress, args=(compiling,), default_timeout=60).run()
+    text = "Training · compiling the training loop (a second or two)…" if compiling else "Training · starting…"
+    assert [p.proto.text for p in at.get("progress")] == [text]
+

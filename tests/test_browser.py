@@ -97,8 +97,9 @@ def test_1_page_loads_without_an_exception(page):
 
 
 def background_tasks(pid: int) -> dict[str, tuple[str, int]]:
-    """The server's threads (its worker processes' too) that run below the server's own priority, as
-    the warm-up and training do: {task: (state, CPU ticks)}."""
+    """The server's threads that run below its own priority, as a warm-up in threads does, and every thread
+    of its worker processes (a worker starting up imports TensorFlow before it lowers its priority, then
+    compiles the page's model): {task: (state, CPU ticks)}."""
     server_niceness = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
     tasks, pids = {}, [pid]
     while pids:
@@ -106,7 +107,7 @@ def background_tasks(pid: int) -> dict[str, tuple[str, int]]:
         for task in Path(f"/proc/{current}/task").glob("*"):
             with contextlib.suppress(OSError):
                 fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-                if int(fields[16]) > server_niceness:
+                if current != pid or int(fields[16]) > server_niceness:
                     tasks[f"{current}/{task.name}"] = (fields[0], int(fields[11]) + int(fields[12]))
                 pids += [int(child) for child in (task / "children").read_text().split()]
     return tasks

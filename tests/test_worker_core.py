@@ -104,3 +104,30 @@ def test_new_rates_and_a_pause_reach_the_job_in_progress(core):
     assert weights[0] == 1.0 and weights[-1] == 0.25
     assert [m.paused for m in messages if isinstance(m, Paused)] == [True, False]
     assert messages[-1].state.settings.kl_weight == 0.25, "the next run keeps the new rates"
+
+
+def test_a_prepared_trainer_is_prepared_again_for_what_new_settings_will_call(flat):
+    """A worker that holds the model already compiles what a new run length, loss or batch size will call
+    (here: a run of 1,000 epochs uses XLA, the first one the graph), so Start then compiles nothing."""
+    worker = WorkerCore()
+    worker.add_data("tiny", *flat)
+    state = TrainerState(SETTINGS, build_vae(SETTINGS).get_weights())
+    worker.prepare(state, "tiny")
+    [(_, trainer)] = worker._idle
+    assert set(trainer._train_calls) == {("graph", "elbo")}
+    longer = TrainerState(SETTINGS.replace(epochs=1000), state.weights)
+    worker.prepare(longer, "tiny")
+    assert [t for _, t in worker._idle] == [trainer] and worker.models == 1, "the same trainer, no new model"
+    assert trainer._train_calls[("xla", "elbo")].experimental_get_tracing_count() == 1
+    worker.prepare(longer, "tiny")  # prepared again with nothing new: nothing traced again
+    messages = []
+
+    def emit(message):
+        messages.append(message)
+        if isinstance(message, Update):
+            threading.Thread(target=worker.command, args=(Command("long", "stop"),)).start()
+
+    worker.run(JobSpec("long", longer, "tiny"), emit)
+    assert messages[0].compiler == "xla" and not messages[0].compiled
+    assert messages[-1].result.reason == "stopped"
+    assert trainer._train_calls[("xla", "elbo")].experimental_get_tracing_count() == 1, "Start traced nothing"

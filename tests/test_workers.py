@@ -125,6 +125,23 @@ def test_a_worker_past_its_model_limit_is_retired_between_jobs(loaded):
         pool.shutdown()
 
 
+def test_a_model_prepared_before_any_worker_is_ready_is_compiled_by_the_first_one_free(loaded):
+    """A page opened while the workers still import TensorFlow asks for its model to be compiled; the
+    first worker ready does it, so that Start finds a trainer built and compiled."""
+    pool = WorkerPool()
+    try:
+        trainer = RemoteTrainer(SETTINGS.replace(epochs=1), loaded.device, pool)
+        trainer.prepare()  # no worker yet: the preparation waits for one
+        pool.keep_warm(1)
+        holds = (trainer.settings.model_key(), trainer.data_key)
+        wait_for(lambda: any(holds in worker.holds for worker in pool._idle), 180, "the first worker got nothing")
+        job = TrainingJob(trainer, Supervisor(max_workers=1, mode="threads")).start()
+        wait_for(lambda: not job.active, 180)
+        assert job.state == "finished" and trainer.built_for_run is False, "Start found the trainer ready"
+    finally:
+        pool.shutdown()
+
+
 def _zombie(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"

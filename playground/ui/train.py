@@ -110,8 +110,8 @@ def _progress(status: Status) -> None:
     elif status.state == "queued":
         st.info(t("train.queued", position=status.queue_position or 1))
         text = t("train.queued_short", position=status.queue_position or 1)
-    elif status.state == "running" and status.step == 0:  # the first call compiles the loop: a second or two
-        text = t("train.compiling")
+    elif status.state == "running" and status.step == 0:  # a warm trainer's first record comes in ~0.3 s
+        text = t("train.compiling") if status.compiling else t("train.starting")
     elif status.active:
         left = "—" if status.seconds_left is None else duration(status.seconds_left)
         speed = f"{status.steps_per_second:,.0f}" if status.steps_per_second else "—"  # 0: not measured yet
