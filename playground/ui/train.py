@@ -40,18 +40,19 @@ def render(ws: Workspace) -> None:
 
 def _controls(ws: Workspace) -> None:
     status = ws.status()
-    start, stop, pause, reset = st.columns(4)
     waiting = bool(st.session_state.get(QUESTION))
-    start.button(start_label(ws), on_click=_start, args=(ws,), type="primary", disabled=status.active or waiting,
-                 key="start", width="stretch", help=t("help.start"))  # fmt: skip
-    stop.button(t("train.stop"), on_click=ws.stop, disabled=not status.active, key="stop", width="stretch")
+    # One row that wraps, not st.columns: columns stack on a phone, where four full-width buttons filled the screen.
+    row = st.container(horizontal=True, wrap=True, gap="small")
+    row.button(start_label(ws), on_click=_start, args=(ws,), type="primary", disabled=status.active or waiting,
+               key="start", width="stretch", help=t("help.start"))  # fmt: skip
+    row.button(t("train.stop"), on_click=ws.stop, disabled=not status.active, key="stop", width="stretch")
     if status.state == "paused":
-        pause.button(t("train.resume"), on_click=ws.resume, key="resume", width="stretch")
+        row.button(t("train.resume"), on_click=ws.resume, key="resume", width="stretch")
     else:
-        pause.button(t("train.pause"), on_click=ws.pause, disabled=status.state != "running", key="pause",
-                     width="stretch")  # fmt: skip
-    reset.button(t("train.reset"), on_click=ws.reset, disabled=not ws.trained and not status.active, key="reset",
-                 width="stretch", help=t("help.reset"))  # fmt: skip
+        row.button(t("train.pause"), on_click=ws.pause, disabled=status.state != "running", key="pause",
+                   width="stretch")  # fmt: skip
+    row.button(t("train.reset"), on_click=ws.reset, disabled=not ws.trained and not status.active, key="reset",
+               width="stretch", help=t("help.reset"))  # fmt: skip
 
 
 def start_label(ws: Workspace) -> str:
