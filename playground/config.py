@@ -132,6 +132,17 @@ def spec(name: str) -> FieldSpec:
     raise KeyError(name)
 
 
+def require_same_model(current: Settings, new: Settings, action: str) -> None:
+    """A ``ValueError`` unless ``new`` describes the same model as ``current`` (``MODEL_FIELDS``): ``action``
+    ("Changing the settings of a trained model") names what needed it, and the message names what differs."""
+    changed = [spec(name) for name in MODEL_FIELDS if getattr(current, name) != getattr(new, name)]
+    if changed:
+        shown = [(s.label, getattr(current, s.name), getattr(new, s.name), s) for s in changed]
+        what = ", ".join(f"{label} {a if s.choices else s.show(a)} → {b if s.choices else s.show(b)}"
+                         for label, a, b, s in shown)  # fmt: skip
+        raise ValueError(f"{action} needs the same model ({what}): that needs a reset.")
+
+
 def bounds(name: str) -> dict[str, Any]:
     """The low/high/label of a bounded field, for building inputs."""
     for field_spec in dataclasses.fields(Settings):

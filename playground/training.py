@@ -23,7 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from playground.config import Settings
+from playground.config import Settings, require_same_model
 from playground.data import Dataset
 from playground.history import History, Record
 from playground.models import CLASSES, ORIGINAL_DIM, build_vae, multiply_adds
@@ -373,8 +373,7 @@ class Trainer:
 
     def renew(self, settings: Settings) -> None:
         """Start over with ``settings`` of the same sizes and seed, keeping the compiled functions."""
-        if settings.model_key() != self.settings.model_key():
-            raise ValueError("A trainer can be renewed only for the same sizes and seed.")
+        require_same_model(self.settings, settings, "Renewing a trainer")
         self.settings = settings
         self.reset()
 
@@ -393,8 +392,7 @@ class Trainer:
 
     def apply(self, settings: Settings) -> None:
         """Take new non-architecture settings (loss, rates, batch size, epochs) without a reset."""
-        if settings.model_key() != self.settings.model_key():
-            raise ValueError("Changing the latent size, intermediate size or seed needs a reset.")
+        require_same_model(self.settings, settings, "Changing the settings of a trainer")
         if settings.batch_size != self.settings.batch_size:
             self._plan = None  # the epoch in progress starts again with the new batches
         self.settings = settings
@@ -796,8 +794,7 @@ def trainer_state(trainer: Trainer) -> TrainerState:
 
 def load_trainer_state(trainer: Trainer, state: TrainerState) -> None:
     """Make ``trainer`` (of the same sizes and seed) carry on from ``state``; nothing compiles."""
-    if state.settings.model_key() != trainer.settings.model_key():
-        raise ValueError("A trainer can take the state only of a model of its own sizes and seed.")
+    require_same_model(trainer.settings, state.settings, "Carrying on a run's state in another trainer")
     trainer.settings = state.settings
     trainer.reset()
     trainer.model.set_weights(state.weights)

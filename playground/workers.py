@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from playground.config import Settings
+from playground.config import Settings, require_same_model
 from playground.history import History
 from playground.models import VariationalAutoEncoder, build_vae
 from playground.training import Control, RunResult, TrainerState, TrainingData
@@ -348,7 +348,7 @@ class WorkerPool:
                 worker.holds.insert(0, holds)
 
     def _prepare_pending(self) -> None:
-        """Preparations asked for while no worker was free, now that one is (newest last, so first in line)."""
+        """Preparations asked for while no worker was free, now that one is (in the order they were asked)."""
         with self._lock:
             pending, self._pending = list(self._pending.values()), OrderedDict()
         for state, data in pending:
@@ -498,8 +498,7 @@ class RemoteTrainer:
         self.history.clear()
 
     def renew(self, settings: Settings) -> None:
-        if settings.model_key() != self.settings.model_key():
-            raise ValueError("A trainer can be renewed only for the same sizes and seed.")
+        require_same_model(self.settings, settings, "Renewing a trainer")
         self.settings = settings
         self.reset()
 
@@ -517,8 +516,7 @@ class RemoteTrainer:
 
     def apply(self, settings: Settings) -> None:
         """New loss, rates, batch size or epochs for the same model (between runs)."""
-        if settings.model_key() != self.settings.model_key():
-            raise ValueError("Changing the latent size, intermediate size or seed needs a reset.")
+        require_same_model(self.settings, settings, "Changing the settings of a trainer")
         with self._lock:
             state = self._state
             self._state = TrainerState(settings, state.weights, state.epoch, min(state.target_epoch, state.epoch),

@@ -103,3 +103,14 @@ def test_every_model_variant_field_asks_for_a_new_model():
     for changed in (dict(hidden_layers=2), dict(conditional=True), dict(architecture="conv")):
         assert base.replace(**changed).model_key() != base.model_key(), changed
     assert base.replace(epochs=9, loss="elbo").model_key() == base.model_key()
+
+
+def test_a_change_of_model_is_refused_with_what_changed_and_other_changes_pass():
+    from playground.config import require_same_model
+
+    current = Settings()
+    require_same_model(current, current.replace(learning_rate=0.01, epochs=3, loss="guide"), "Changing")
+    with pytest.raises(ValueError) as refused:
+        require_same_model(current, current.replace(latent_dim=3, architecture="conv"), "Changing the settings")
+    assert str(refused.value) == ("Changing the settings needs the same model (Latent size 32 → 3, "
+                                  "Architecture dense → conv): that needs a reset.")  # fmt: skip
