@@ -135,11 +135,13 @@ def spec(name: str) -> FieldSpec:
 def require_same_model(current: Settings, new: Settings, action: str) -> None:
     """A ``ValueError`` unless ``new`` describes the same model as ``current`` (``MODEL_FIELDS``): ``action``
     ("Changing the settings of a trained model") names what needed it, and the message names what differs."""
+    def shown(field: FieldSpec, settings: Settings) -> str:
+        value = getattr(settings, field.name)
+        return value if field.choices else field.show(value)
+
     changed = [spec(name) for name in MODEL_FIELDS if getattr(current, name) != getattr(new, name)]
     if changed:
-        shown = [(s.label, getattr(current, s.name), getattr(new, s.name), s) for s in changed]
-        what = ", ".join(f"{label} {a if s.choices else s.show(a)} → {b if s.choices else s.show(b)}"
-                         for label, a, b, s in shown)  # fmt: skip
+        what = ", ".join(f"{field.label} {shown(field, current)} → {shown(field, new)}" for field in changed)
         raise ValueError(f"{action} needs the same model ({what}): that needs a reset.")
 
 

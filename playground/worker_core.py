@@ -93,8 +93,9 @@ class Rates:
 
 @dataclass(frozen=True)
 class Prepare:
-    """Build and compile a trainer for this model now, so that its first Start is quick (skipped if the
-    worker lacks the dataset or already holds such a trainer)."""
+    """Build and compile a trainer for this model now, so that its first Start is quick; a trainer held
+    already takes the state's settings and compiles only what they need anew (skipped if the worker lacks
+    the dataset)."""
 
     state: TrainerState
     data_key: str
@@ -112,6 +113,13 @@ class Shutdown:
 class NeedData:
     job_id: str
     key: str
+
+
+@dataclass(frozen=True)
+class Compiling:
+    """The job waits while the worker compiles a model it was asked to prepare first; ``Started`` follows."""
+
+    job_id: str
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from playground.models import VariationalAutoEncoder, build_vae
 from playground.training import Control, RunResult, TrainerState, TrainingData
 from playground.worker_core import (
     Command,
+    Compiling,
     Failed,
     Finished,
     Health,
@@ -94,6 +95,7 @@ def worker_main(conn, parent_pid: int) -> None:
     core = WorkerCore()
     jobs: queue.Queue = queue.Queue()
     send_lock = threading.Lock()
+    preparing, preparing_lock = {"count": 0}, threading.Lock()  # Prepare messages queued or running
 
     def send(message) -> None:
         with send_lock, contextlib.suppress(OSError, ValueError):
@@ -105,7 +107,15 @@ def worker_main(conn, parent_pid: int) -> None:
                 message = conn.recv()
             except (EOFError, OSError):  # the server is gone
                 message = Shutdown()
-            if isinstance(message, (JobSpec, Prepare)):
+            if isinstance(message, Prepare):
+                with preparing_lock:
+                    preparing["count"] += 1
+                jobs.put(message)
+            elif isinstance(message, JobSpec):
+                with preparing_lock:
+                    waits = preparing["count"] > 0
+                if waits:  # the job waits behind a compile: the page says so, not "starting"
+                    send(Compiling(message.job_id))
                 jobs.put(message)
             elif isinstance(message, LoadData):
                 core.add_data(message.key, *message.arrays)
@@ -129,7 +139,11 @@ def worker_main(conn, parent_pid: int) -> None:
     send(core.health())
     while (job := jobs.get()) is not None:
         if isinstance(job, Prepare):
-            core.prepare(job.state, job.data_key)
+            try:
+                core.prepare(job.state, job.data_key)
+            finally:
+                with preparing_lock:
+                    preparing["count"] -= 1
             continue
         core.run(job, send)
         send(core.health())
@@ -482,7 +496,7 @@ class RemoteTrainer:
         self.control = Control()
         self.history = History()
         self.compiler = "graph"
-        self.built_for_run: bool | None = None  # whether this run's worker had to build (and compile) a trainer
+        self.built_for_run: bool | None = None  # whether this run waits for its worker to build/compile a trainer
         self.worker_pid: int | None = None  # the process running this model's training, while it runs
         self._lock = threading.Lock()
         self._steps_per_epoch_rows = int(data.x_train.shape[0])
@@ -580,7 +594,8 @@ class RemoteTrainer:
 
     @property
     def compiling(self) -> bool:
-        """Whether the run in progress is compiling its loop: its worker had to build a new trainer."""
+        """Whether the run in progress waits for a compile: its worker had to build a new trainer, or is
+        compiling one it was asked to prepare before this job came."""
         return bool(self.built_for_run)
 
     # a run in a worker
@@ -615,6 +630,8 @@ class RemoteTrainer:
                 if isinstance(message, NeedData):
                     worker.data_keys.add(message.key)
                     worker.send(LoadData.of(message.key, self.data))
+                elif isinstance(message, Compiling):
+                    self.built_for_run = True  # compiling what the worker was asked to prepare; Started follows
                 elif isinstance(message, Started):
                     self._progress.target_epoch, self.compiler = message.target_epoch, message.compiler
                     self.built_for_run = message.compiled

@@ -143,6 +143,27 @@ def test_a_model_prepared_before_any_worker_is_ready_is_compiled_by_the_first_on
         pool.shutdown()
 
 
+def test_a_start_behind_a_preparation_says_it_compiles_until_the_worker_starts_it(loaded):
+    """Start right after the settings changed: the worker compiles what it was asked to prepare first, and
+    the page says "compiling", not "starting", until the job has started."""
+    pool = WorkerPool()
+    try:
+        pool.keep_warm(1)
+        wait_for(lambda: pool._idle, 180, "no worker started")
+        trainer = RemoteTrainer(SETTINGS.replace(latent_dim=4, epochs=1), loaded.device, pool)
+        trainer.prepare()  # a new model: seconds of compiling in the worker
+        seen = []
+        job = TrainingJob(trainer, Supervisor(max_workers=1, mode="threads")).start()
+        while job.active and not trainer.history.records("train"):
+            seen.append(trainer.compiling)
+            time.sleep(0.005)
+        wait_for(lambda: not job.active, 180)
+        assert job.state == "finished" and True in seen, "it said 'compiling' while the worker compiled"
+        assert not trainer.compiling and trainer.built_for_run is False, "the job found the trainer prepared"
+    finally:
+        pool.shutdown()
+
+
 def _zombie(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
