@@ -88,9 +88,11 @@ def _live(ws: Workspace) -> None:
     if ws.closed:
         return
     status = ws.status()
-    if st.session_state.get("was_active") and not status.active:
+    # Training ended: stop polling and refresh the other panels, once the job's thread has also kept the run
+    # (a stopped run says "Stopped" while it is still being written; a rerun then would list the runs without it).
+    if st.session_state.get("was_active") and not status.active and not ws.training:
         st.session_state["was_active"] = False
-        st.rerun(scope="app")  # training ended: stop polling and refresh the other panels
+        st.rerun(scope="app")
     _progress(status)
     _loss_chart(ws, status)
 
