@@ -22,7 +22,6 @@ import logging
 import math
 import multiprocessing
 import os
-import queue
 import signal
 import subprocess
 import sys
@@ -31,7 +30,7 @@ import time
 import uuid
 import weakref
 import zlib
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,15 +86,54 @@ def limit_from_env(name: str, default: int) -> int:
 # ---- the worker process ----
 
 
+class JobQueue:
+    """A worker's queue of ``JobSpec`` and ``Prepare`` messages (``None``: exit). A ``Prepare`` with a later
+    ``Prepare`` or ``JobSpec`` for the same model queued behind it is skipped: the later one says what is
+    wanted now (a page opened with the default settings, then set to a short run before its worker was
+    free, must not make Start wait for a compile of the loop it no longer uses)."""
+
+    def __init__(self):
+        self._items: deque = deque()
+        self._ready = threading.Condition()
+        self._taken_prepare = False  # the item last taken is a Prepare, not yet done
+
+    def put(self, item) -> None:
+        with self._ready:
+            self._items.append(item)
+            self._ready.notify()
+
+    def get(self):
+        with self._ready:
+            self._ready.wait_for(lambda: self._items)
+            item = self._items.popleft()
+            self._taken_prepare = isinstance(item, Prepare)
+            return item
+
+    def done(self) -> None:
+        """The item last taken has been dealt with."""
+        with self._ready:
+            self._taken_prepare = False
+
+    def preparing(self) -> bool:
+        """Whether a ``Prepare`` is queued or being compiled (a job put now would wait behind it)."""
+        with self._ready:
+            return self._taken_prepare or any(isinstance(item, Prepare) for item in self._items)
+
+    def superseded(self, prepare: Prepare) -> bool:
+        key = (prepare.state.settings.model_key(), prepare.data_key)
+        with self._ready:
+            return any(isinstance(item, (Prepare, JobSpec)) and (item.state.settings.model_key(), item.data_key) == key
+                       for item in self._items)  # fmt: skip
+
+
 def worker_main(conn, parent_pid: int) -> None:
     """A worker process's life: run the jobs the pipe brings until the server goes."""
     with contextlib.suppress(OSError):
         os.nice(TRAINING_NICENESS)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C in the server's terminal is the server's to handle
     core = WorkerCore()
-    jobs: queue.Queue = queue.Queue()
+    jobs = JobQueue()
     send_lock = threading.Lock()
-    preparing, preparing_lock = {"count": 0}, threading.Lock()  # Prepare messages queued or running
 
     def send(message) -> None:
         with send_lock, contextlib.suppress(OSError, ValueError):
@@ -108,13 +146,9 @@ def worker_main(conn, parent_pid: int) -> None:
             except (EOFError, OSError):  # the server is gone
                 message = Shutdown()
             if isinstance(message, Prepare):
-                with preparing_lock:
-                    preparing["count"] += 1
                 jobs.put(message)
             elif isinstance(message, JobSpec):
-                with preparing_lock:
-                    waits = preparing["count"] > 0
-                if waits:  # the job waits behind a compile: the page says so, not "starting"
+                if jobs.preparing():  # it waits behind a compile: the page says so, not "starting"
                     send(Compiling(message.job_id))
                 jobs.put(message)
             elif isinstance(message, LoadData):
@@ -140,10 +174,10 @@ def worker_main(conn, parent_pid: int) -> None:
     while (job := jobs.get()) is not None:
         if isinstance(job, Prepare):
             try:
-                core.prepare(job.state, job.data_key)
+                if not jobs.superseded(job):
+                    core.prepare(job.state, job.data_key)
             finally:
-                with preparing_lock:
-                    preparing["count"] -= 1
+                jobs.done()
             continue
         core.run(job, send)
         send(core.health())
@@ -264,6 +298,7 @@ class WorkerPool:
         self._idle: list[WorkerProcess] = []
         self._busy: set[WorkerProcess] = set()
         self._starting = 0
+        self._sending = 0  # idle workers taken out for a moment by ``prepare``
         self._warm = 0  # idle workers to keep ready
         # Models to compile as soon as a worker is free: a page opened while the workers still import
         # TensorFlow, or while all of them train, is prepared when one is ready (the latest state per model).
@@ -279,7 +314,8 @@ class WorkerPool:
 
     def _top_up(self) -> None:
         with self._lock:
-            missing = 0 if self._closed else self._warm - len(self._idle) - self._starting - len(self._busy)
+            missing = 0 if self._closed else (self._warm - len(self._idle) - self._starting - self._sending
+                                              - len(self._busy))  # fmt: skip
             self._starting += max(missing, 0)
         for _ in range(max(missing, 0)):
             threading.Thread(target=self._start_idle, name="playground-worker-start", daemon=True).start()
@@ -317,8 +353,8 @@ class WorkerPool:
         with self._lock:
             if self._closed:
                 raise RuntimeError("The server is shutting down.")
-            if not self._idle and self._starting:
-                self._lock.wait_for(lambda: self._idle or not self._starting, START_SECONDS)
+            if not self._idle and (self._starting or self._sending):
+                self._lock.wait_for(lambda: self._idle or not (self._starting or self._sending), START_SECONDS)
             chosen = next((w for w in self._idle if holds in w.holds), None)
             if chosen is None and self._idle:
                 chosen = self._idle[0]
@@ -349,17 +385,27 @@ class WorkerPool:
                     while len(self._pending) > MAX_PENDING_PREPARATIONS:
                         self._pending.popitem(last=False)
                 return
-            self._idle.remove(worker)
-            self._idle.insert(0, worker)
+            self._idle.remove(worker)  # out of checkout's reach while the messages go (a job waits for it)
+            self._sending += 1
         # Sent even to a worker that holds this model: its loss, batch size or run length may have changed what
         # Start will call (a run of 1,000 epochs uses XLA, a short one the graph); compiled already, it costs ms.
-        with contextlib.suppress(WorkerDied):
-            if data_key not in worker.data_keys:
-                worker.send(LoadData.of(data_key, data))
-                worker.data_keys.add(data_key)
-            worker.send(Prepare(state, data_key))
-            if holds not in worker.holds:
-                worker.holds.insert(0, holds)
+        try:
+            with contextlib.suppress(WorkerDied):
+                if data_key not in worker.data_keys:
+                    worker.send(LoadData.of(data_key, data))
+                    worker.data_keys.add(data_key)
+                worker.send(Prepare(state, data_key))
+                if holds not in worker.holds:
+                    worker.holds.insert(0, holds)
+        finally:
+            with self._lock:
+                self._sending -= 1
+                closed = self._closed
+                if not closed:
+                    self._idle.insert(0, worker)  # a worker that died meanwhile is found out by checkout
+                self._lock.notify_all()
+            if closed:  # the server shut down while the messages went: this one was not in its lists
+                worker.close()
 
     def _prepare_pending(self) -> None:
         """Preparations asked for while no worker was free, now that one is (in the order they were asked)."""

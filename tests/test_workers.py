@@ -15,7 +15,7 @@ import pytest
 
 from playground.config import Settings
 from playground.jobs import Supervisor, TrainingJob
-from playground.training import TrainingData
+from playground.training import TrainerState, TrainingData
 from playground.workers import RemoteTrainer, WorkerPool
 from playground.workspace import LoadedData, Workspace
 from tests.support import wait_for
@@ -303,3 +303,29 @@ def test_a_conditional_model_trains_in_a_worker_on_the_labels_sent_with_the_imag
     codes = np.zeros((2, 3), np.float32)
     as_two_classes = model.decode(codes, [1, 7])
     assert not np.allclose(as_two_classes[0], as_two_classes[1]), "the label changes what is drawn"
+
+
+def test_a_queued_preparation_gives_way_to_a_later_one_for_the_same_model():
+    """A page opened with the default settings, then set to a short run before its worker was free: the
+    worker skips the first preparation (the second, or the job, says what is wanted now)."""
+    from playground.worker_core import JobSpec, Prepare
+    from playground.workers import JobQueue
+
+    weights = []
+    default, short = TrainerState(SETTINGS, weights), TrainerState(SETTINGS.replace(epochs=10), weights)
+    other = TrainerState(SETTINGS.replace(latent_dim=7), weights)
+    queue = JobQueue()
+    assert not queue.preparing()
+    first, second, elsewhere = Prepare(default, "d"), Prepare(short, "d"), Prepare(other, "d")
+    for item in (first, elsewhere, second):
+        queue.put(item)
+    assert queue.preparing()
+    assert queue.get() is first and queue.superseded(first), "a later Prepare of the same model is queued"
+    queue.done()
+    assert queue.get() is elsewhere and not queue.superseded(elsewhere)
+    assert queue.preparing(), "taken and not done yet: a job put now waits behind its compile"
+    queue.done()
+    queue.put(JobSpec("job", short, "d"))
+    assert queue.get() is second and queue.superseded(second), "the job of the same model comes after it"
+    queue.done()
+    assert not queue.preparing() and isinstance(queue.get(), JobSpec)
