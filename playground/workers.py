@@ -88,9 +88,11 @@ def limit_from_env(name: str, default: int) -> int:
 
 class JobQueue:
     """A worker's queue of ``JobSpec`` and ``Prepare`` messages (``None``: exit). A ``Prepare`` with a later
-    ``Prepare`` or ``JobSpec`` for the same model queued behind it is skipped: the later one says what is
-    wanted now (a page opened with the default settings, then set to a short run before its worker was
-    free, must not make Start wait for a compile of the loop it no longer uses)."""
+    ``Prepare`` for the same model queued behind it is skipped: the later one has the settings wanted now
+    (a page opened with the default settings, then set to a short run before its worker was free, must
+    not make Start wait for a compile of the loop it no longer uses). A job queued behind a ``Prepare`` of
+    its own model does not skip it: each settings change sends one, so it has the job's settings, and the
+    job then finds its trainer compiled."""
 
     def __init__(self):
         self._items: deque = deque()
@@ -122,7 +124,7 @@ class JobQueue:
     def superseded(self, prepare: Prepare) -> bool:
         key = (prepare.state.settings.model_key(), prepare.data_key)
         with self._ready:
-            return any(isinstance(item, (Prepare, JobSpec)) and (item.state.settings.model_key(), item.data_key) == key
+            return any(isinstance(item, Prepare) and (item.state.settings.model_key(), item.data_key) == key
                        for item in self._items)  # fmt: skip
 
 

@@ -307,7 +307,8 @@ def test_a_conditional_model_trains_in_a_worker_on_the_labels_sent_with_the_imag
 
 def test_a_queued_preparation_gives_way_to_a_later_one_for_the_same_model():
     """A page opened with the default settings, then set to a short run before its worker was free: the
-    worker skips the first preparation (the second, or the job, says what is wanted now)."""
+    worker skips the first preparation (the second has the settings wanted now); a job behind one does not
+    make it skip (the job's trainer is the one it prepares)."""
     from playground.worker_core import JobSpec, Prepare
     from playground.workers import JobQueue
 
@@ -326,6 +327,6 @@ def test_a_queued_preparation_gives_way_to_a_later_one_for_the_same_model():
     assert queue.preparing(), "taken and not done yet: a job put now waits behind its compile"
     queue.done()
     queue.put(JobSpec("job", short, "d"))
-    assert queue.get() is second and queue.superseded(second), "the job of the same model comes after it"
+    assert queue.get() is second and not queue.superseded(second), "a job of the same model is no reason to skip"
     queue.done()
     assert not queue.preparing() and isinstance(queue.get(), JobSpec)
