@@ -34,6 +34,19 @@ def run_job(core, spec) -> list:
     return messages
 
 
+def run_job_stopped_at(core, spec, kind) -> list:
+    """``spec``'s messages, with a Stop sent (from another thread, as the host does) at its first ``kind``."""
+    messages = []
+
+    def emit(message):
+        messages.append(message)
+        if isinstance(message, kind):
+            threading.Thread(target=core.command, args=(Command(spec.job_id, "stop"),)).start()
+
+    core.run(spec, emit)
+    return messages
+
+
 def test_a_stopped_run_carried_to_another_trainer_goes_on_exactly_as_in_the_same_one(tiny):
     data = TrainingData.from_dataset(tiny)
     here, there = Trainer(SETTINGS, data), Trainer(SETTINGS, data)
@@ -65,14 +78,7 @@ def test_a_job_streams_records_weights_and_ends_with_a_state_that_continues(core
 
 def test_a_missing_dataset_is_asked_for_and_a_stop_while_waiting_ends_the_job(core):
     state = TrainerState(SETTINGS, build_vae(SETTINGS).get_weights())
-    messages = []
-
-    def emit(message):
-        messages.append(message)
-        if isinstance(message, NeedData):
-            threading.Thread(target=core.command, args=(Command("wait", "stop"),)).start()
-
-    core.run(JobSpec("wait", state, "not-sent"), emit)
+    messages = run_job_stopped_at(core, JobSpec("wait", state, "not-sent"), NeedData)
     assert isinstance(messages[0], NeedData) and messages[0].key == "not-sent"
     assert isinstance(messages[-1], Failed) and "never received its dataset" in messages[-1].error
 
@@ -120,14 +126,7 @@ def test_a_prepared_trainer_is_prepared_again_for_what_new_settings_will_call(fl
     assert [t for _, t in worker._idle] == [trainer] and worker.models == 1, "the same trainer, no new model"
     assert trainer._train_calls[("xla", "elbo")].experimental_get_tracing_count() == 1
     worker.prepare(longer, "tiny")  # prepared again with nothing new: nothing traced again
-    messages = []
-
-    def emit(message):
-        messages.append(message)
-        if isinstance(message, Update):
-            threading.Thread(target=worker.command, args=(Command("long", "stop"),)).start()
-
-    worker.run(JobSpec("long", longer, "tiny"), emit)
+    messages = run_job_stopped_at(worker, JobSpec("long", longer, "tiny"), Update)
     assert messages[0].compiler == "xla" and not messages[0].compiled
     assert messages[-1].result.reason == "stopped"
     assert trainer._train_calls[("xla", "elbo")].experimental_get_tracing_count() == 1, "Start traced nothing"
