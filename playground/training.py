@@ -299,8 +299,15 @@ class Trainer:
                 kept.assign(variable)
 
         self._keep_call = tf.function(keep, jit_compile=False)
-        # The state before the current chunk, copied in-graph: a diverged chunk is replayed from it.
+        # The state a diverged chunk left (its start), copied before it is replayed step by step.
         self._chunk_start = [tf.Variable(v, trainable=False) for v in self._chunk_variables()]
+        backups = list(zip(self._chunk_start, self._chunk_variables()))
+
+        def back_up() -> None:
+            for backup, variable in backups:
+                backup.assign(variable)
+
+        self._back_up_call = tf.function(back_up, jit_compile=False)
         self._train_calls: dict[tuple[str, str], tf.types.experimental.PolymorphicFunction] = {}
         self._evaluate_calls: dict[str, tf.types.experimental.PolymorphicFunction] = {}
         self._train_call = self._train_function("xla" if self.jit_compile is True else "graph")
@@ -481,9 +488,7 @@ class Trainer:
         return self._evaluate_calls[loss_kind]
 
     def _train_steps(self, indices, sizes, start, count, loss_kind: str):
-        """Back up the state in-graph, then run one chunk of steps (see ``steps.train_chunk_fast``)."""
-        for backup, variable in zip(self._chunk_start, self._chunk_variables()):
-            backup.assign(variable)
+        """One chunk of steps (see ``steps.train_chunk_fast``: a chunk that diverges changes nothing)."""
         return train_chunk_fast(self.model, self.optimizer, self._variables, self.x_train, indices, sizes, start,
                                 count, loss_kind=loss_kind, seed=self.settings.seed, y_train=self.y_train)  # fmt: skip
 
@@ -632,8 +637,8 @@ class Trainer:
         count = min(wanted, plan.batches - plan.position)
         arguments = (plan.indices, plan.sizes, tf.constant(plan.position), tf.constant(count))
         chunk = clock.time(self._train_call, *arguments)
-        if bool(chunk.diverged):  # back to the chunk's start, then again step by step up to the bad step
-            self._restore_backup()
+        if bool(chunk.diverged):  # the chunk left its start state: again, step by step up to the bad step
+            self._back_up_call()
             chunk = self._replay_function()(*arguments)
             if not self._weights_finite():  # a bad update behind a finite loss: keep the chunk's start
                 self._restore_backup()
@@ -648,7 +653,7 @@ class Trainer:
             plan.position += steps
             # A call that compiled says nothing of the speed (it would promise hours): 0, not measured.
             speed = 0.0 if clock.last_compiled else steps / max(clock.last_seconds, 1e-9)
-            self._emit_train(steps, sums, speed, on_update)
+            self._emit_train(steps, sums, speed, float(chunk.kl_weight), on_update)
         if diverged:
             self._divergence = (self.step + 1, None)  # the step whose loss was not finite
         else:
@@ -663,7 +668,7 @@ class Trainer:
         for variable, backup in zip(self._chunk_variables(), self._chunk_start):
             variable.assign(backup)
 
-    def _emit_train(self, steps: int, sums: tuple, speed: float, on_update) -> None:
+    def _emit_train(self, steps: int, sums: tuple, speed: float, kl_weight: float, on_update) -> None:
         loss, reconstruction, kl, kl_dims = sums
         record = Record(
             split="train",
@@ -672,7 +677,7 @@ class Trainer:
             loss=loss / steps,
             reconstruction_loss=reconstruction / steps,
             kl_loss=kl / steps,
-            kl_weight=float(self._variables.kl_weight_now()),
+            kl_weight=kl_weight,
             steps_per_second=speed,
             seconds=self._train_seconds,
         )
