@@ -70,7 +70,9 @@ def step_noise(seed: int, step, batch_size, latent_dim: int, training: bool = Tr
     """
     step = tf.cast(step, tf.int32)
     stream = tf.stack([tf.constant(seed, tf.int32), step if training else -1 - step])
-    return tf.random.stateless_normal([batch_size, latent_dim], seed=stream)
+    # Philox by name: the default ("auto_select") is Philox too in a plain graph, but under XLA on a
+    # CPU it took 248 us for a 64 x 32 draw against Philox's 67 (a sixth of the guide model's step).
+    return tf.random.stateless_normal([batch_size, latent_dim], seed=stream, alg="philox")
 
 
 def masked_losses(model, images, mask, epsilon, loss_kind: str, kl_weight, labels=None) -> StepLosses:
