@@ -165,6 +165,22 @@ def adam_update(optimizer, weights, gradients, step) -> None:
         weight.assign_sub(m * alpha / (tf.sqrt(v) + optimizer.epsilon))
 
 
+def after_the_backward_pass(value, gradients):
+    """``value`` itself, computed after every gradient: an update that reads it cannot come earlier.
+
+    XLA orders a step's work by data alone, and an Adam update needs only its own
+    weight's gradient, so it may overwrite a weight before a later matmul of the
+    backward pass has read it; to be safe XLA copies such weights every step (for the
+    app's 784-256-8 the 256 x 784 output kernel and three small ones: 5 to 7% of a
+    step, measured interleaved on both models, 2026-11-26). The first layer's gradient
+    is the backward pass's last result (it needs every other layer's), so adding 0 times
+    one of its elements ties every update to the whole pass, and the copies go. 0 times
+    a non-finite gradient is NaN, which the chunk's finiteness check then sees, as it
+    would the non-finite weights that gradient makes anyway.
+    """
+    return value + 0.0 * tf.reshape(gradients[0], [-1])[0]
+
+
 def train_chunk_fast(
     model, optimizer, variables: StepVariables, x_train, indices, sizes, start, count, *, loss_kind: str, seed: int,
     y_train=None,
@@ -190,7 +206,8 @@ def train_chunk_fast(
             model, variables, x_train, indices, sizes, i, loss_kind=loss_kind, seed=seed, y_train=y_train, full=full
         )
         variables.steps_taken.assign_add(1.0)
-        adam_update(optimizer, weights, gradients, variables.steps_taken)  # the count after this step
+        step_number = after_the_backward_pass(variables.steps_taken, gradients)  # the count after this step
+        adam_update(optimizer, weights, gradients, step_number)
         return tuple(total + term for total, term in zip(sums, losses))
 
     sums = (tf.constant(0.0), tf.constant(0.0), tf.constant(0.0), tf.zeros([model.latent_dim]))
