@@ -164,8 +164,8 @@ def test_the_fast_chunk_reports_a_loss_that_stopped_being_finite(tiny):
 def test_a_fast_chunk_that_diverges_leaves_every_variable_as_it_found_it(tiny):
     """The trainer replays a diverged chunk from its start with no copy of its own, so the chunk must keep it."""
     model, optimizer, variables, data, indices, sizes = _chunk_setup(tiny, learning_rate=1e-3)
-    train_chunk_fast(model, optimizer, variables, data, indices, sizes, tf.constant(0), tf.constant(3), loss_kind="elbo",
-                     seed=5)  # fmt: skip  (some state: moments, counters)
+    train_chunk_fast(model, optimizer, variables, data, indices, sizes, tf.constant(0), tf.constant(3),
+                     loss_kind="elbo", seed=5)  # fmt: skip  (some state first: moments, counters)
     optimizer.learning_rate.assign(1e4)
     before = [v.numpy().copy() for v in (*model.variables, *optimizer.variables, variables.steps_taken)]
     result = train_chunk_fast(model, optimizer, variables, data, indices, sizes, tf.constant(3), tf.constant(8),
@@ -176,8 +176,8 @@ def test_a_fast_chunk_that_diverges_leaves_every_variable_as_it_found_it(tiny):
     for kept, now in zip(before, after):
         np.testing.assert_array_equal(now, kept)
     optimizer.learning_rate.assign(1e-3)  # and a healthy chunk still changes them
-    train_chunk_fast(model, optimizer, variables, data, indices, sizes, tf.constant(3), tf.constant(8), loss_kind="elbo",
-                     seed=5)  # fmt: skip
+    train_chunk_fast(model, optimizer, variables, data, indices, sizes, tf.constant(3), tf.constant(8),
+                     loss_kind="elbo", seed=5)  # fmt: skip
     assert int(optimizer.iterations.numpy()) == 11 and float(variables.steps_taken.numpy()) == 11.0
     assert not np.array_equal(model.get_weights()[0], before[0])
 
