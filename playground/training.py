@@ -27,7 +27,7 @@ from playground.config import Settings, require_same_model
 from playground.data import Dataset
 from playground.history import History, Record
 from playground.models import CLASSES, ORIGINAL_DIM, build_vae, multiply_adds
-from playground.steps import StepVariables, evaluate, train_chunk, train_chunk_fast
+from playground.steps import StepVariables, chunk_state, evaluate, train_chunk, train_chunk_fast
 
 # Measured on a 2-core CPU (`python -m playground bench` runs both): XLA runs the
 # guide's VAE at about 1,800 steps/s and the app's 784-256-8 ELBO VAE at about 510,
@@ -207,6 +207,19 @@ class _EpochPlan:
         self.sums = sums
 
 
+def _copies(variables: list) -> tuple[list[tf.Variable], tf.types.experimental.PolymorphicFunction]:
+    """Variables holding a copy of ``variables``, and a compiled call that copies them again (a graph:
+    a few milliseconds, nothing for XLA to compile)."""
+    copies = [tf.Variable(v, trainable=False) for v in variables]
+    pairs = list(zip(copies, variables))
+
+    def copy() -> None:
+        for target, source in pairs:
+            target.assign(source)
+
+    return copies, tf.function(copy, jit_compile=False)
+
+
 class _Clock:
     """Times a run: total, paused, and compiled calls apart, so the steady speed excludes compiling."""
 
@@ -291,23 +304,9 @@ class Trainer:
         self.optimizer.build(self.model.trainable_variables)
         self._variables = StepVariables.zeros()  # the step counters, KL weight and warm-up (see steps.py)
         # The best state so far (weights and the optimizer's moments), restored if a run diverges.
-        self._kept_variables = [tf.Variable(v, trainable=False) for v in self._restorable_variables()]
-        pairs = list(zip(self._kept_variables, self._restorable_variables()))
-
-        def keep() -> None:
-            for kept, variable in pairs:
-                kept.assign(variable)
-
-        self._keep_call = tf.function(keep, jit_compile=False)
+        self._kept_variables, self._keep_call = _copies(self._restorable_variables())
         # The state a diverged chunk left (its start), copied before it is replayed step by step.
-        self._chunk_start = [tf.Variable(v, trainable=False) for v in self._chunk_variables()]
-        backups = list(zip(self._chunk_start, self._chunk_variables()))
-
-        def back_up() -> None:
-            for backup, variable in backups:
-                backup.assign(variable)
-
-        self._back_up_call = tf.function(back_up, jit_compile=False)
+        self._chunk_start, self._back_up_call = _copies(self._chunk_variables())
         self._train_calls: dict[tuple[str, str], tf.types.experimental.PolymorphicFunction] = {}
         self._evaluate_calls: dict[str, tf.types.experimental.PolymorphicFunction] = {}
         self._train_call = self._train_function("xla" if self.jit_compile is True else "graph")
@@ -462,8 +461,8 @@ class Trainer:
         self._published_at = now
 
     def _chunk_variables(self) -> list:
-        """Everything a chunk changes: weights, the optimizer's state, the step counter."""
-        return [*self.model.variables, *self.optimizer.variables, self._variables.steps_taken]
+        """Everything a chunk changes (see ``steps.chunk_state``)."""
+        return chunk_state(self.model, self.optimizer, self._variables)
 
     def _restorable_variables(self) -> list:
         """The model's variables and the optimizer's moments (not its step count or learning rate)."""
