@@ -117,6 +117,13 @@ class Server:
                     found.append(int(status.parent.name))
         return found
 
+    def activity(self) -> str:
+        """The machine's busiest processes over the next second, the server's own marked: for failure messages."""
+        ours = {self.process.pid, *self.children()}
+        busiest = ", ".join(f"{'*' if pid in ours else ''}{name} (nice {nice}) {share:.0%}"
+                            for pid, name, nice, share in busiest_processes())  # fmt: skip
+        return f"busiest processes (* the server's): {busiest}; load {os.getloadavg()[0]:.1f}"
+
     def stop(self) -> None:
         self.process.terminate()
         try:
@@ -130,6 +137,37 @@ def start_button(page):
     """The training button, whatever it reads ("Start training", "Train 10 more epochs", ...)."""
     # During a rerun Streamlit can keep the old element, hidden, beside the new one for a while.
     return page.locator(".st-key-start button:visible").first
+
+
+def _cpu_ticks() -> dict[int, tuple[int, int]]:
+    """Each process's (user + system clock ticks, nice value)."""
+    ticks = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            ticks[int(stat.parent.name)] = (int(fields[11]) + int(fields[12]), int(fields[16]))
+    return ticks
+
+
+def busiest_processes(seconds: float = 1.0, top: int = 6) -> list[tuple[int, str, int, float]]:
+    """(pid, command, nice, share of one core) of the processes that used most CPU over ``seconds``."""
+    before = _cpu_ticks()
+    time.sleep(seconds)
+    after = _cpu_ticks()
+    used = sorted(((after[pid][0] - before[pid][0], pid) for pid in after if pid in before), reverse=True)[:top]
+    used = [(ticks, pid) for ticks, pid in used if ticks > 0]
+    found = []
+    for ticks, pid in used:
+        with contextlib.suppress(OSError):
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            share = ticks / os.sysconf("SC_CLK_TCK") / seconds
+            found.append((pid, command.strip()[:80], after[pid][1], share))
+    return found
+
+
+def progress_texts(page) -> list[str]:
+    """What the training progress bars say now ("Running · epoch 3 of 10 ..."): for failure messages."""
+    return page.locator("[data-testid=stProgress]:visible").all_inner_texts()
 
 
 def set_number(page, label: str, value, settle: float = 0.5) -> None:

@@ -29,6 +29,7 @@ from tests.browser import (
     Server,
     copy_screenshot,
     free_port,
+    progress_texts,
     require_chromium,
     set_number,
     start_button,
@@ -252,10 +253,13 @@ SEVEN = [
 ]
 
 
-def test_1_a_short_run_trains_the_model(page):
+def test_1_a_short_run_trains_the_model(page, server):
     set_number(page, "Epochs", 10)  # the page opens on a run long enough to watch: these tests need a short one
     start_button(page).click()
-    wait_for(lambda: page.get_by_text("Finished").count() > 0, 120, "the first run did not finish")
+    try:
+        wait_for(lambda: page.get_by_text("Finished").count() > 0, 120, "the first run did not finish")
+    except AssertionError as error:  # say where it stood, and what ran beside it
+        raise AssertionError(f"{error}: the page says {progress_texts(page)}; {server.activity()}") from None
 
 
 def test_2_the_page_decoder_matches_keras_within_one_grey_level(page):
