@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from playground.config import Settings
 from playground.training import Control, RunResult, Trainer, TrainingData
-from playground.workers import RemoteTrainer, TrainingCrashed, TrainingError, pool
+from playground.workers import TRAINING_NICENESS, RemoteTrainer, TrainingCrashed, TrainingError, pool
 
 MODE_ENV = "PLAYGROUND_TRAINING"
 MODES = ("processes", "threads")
@@ -34,12 +34,9 @@ MAX_IDLE_TRAINERS = 4
 ABANDON_SECONDS = float(os.environ.get("PLAYGROUND_ABANDON_SECONDS", "20"))
 
 
-# Training is background work: pages, sliders and canvases of everyone on the server come first.
-TRAINING_NICENESS = 10
-
-
 def lower_priority() -> None:
-    """Lower the calling thread's CPU priority (Linux threads have their own; others: nothing).
+    """Lower the calling thread's CPU priority to the workers' (Linux threads have their own; others:
+    nothing): training is background work, pages, sliders and canvases of everyone on the server come first.
 
     Threads this one starts inherit it, XLA's thread pool among them when the
     first XLA training creates it.
