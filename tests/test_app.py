@@ -82,6 +82,37 @@ def test_start_training_runs_in_the_background_and_fills_the_chart(app):
 
 
 @pytest.mark.slow  # trains a model (or starts a Python with TensorFlow)
+def test_start_clicked_with_a_value_just_typed_trains_with_that_value(app):
+    # A value typed and Start clicked at once (the field commits on the click's blur): the click's rerun is the
+    # first to carry the value, and Start's callback runs before the sidebar does. It must not train with the old one.
+    number(app, "Epochs").set_value(2)
+    button(app, "Start training").click().run()
+    workspace = app.session_state["workspace"]
+    assert workspace.status().target_epoch == 2
+    wait_until_idle(app)
+    assert workspace.trainer.epoch == 2 and workspace.settings.epochs == 2
+
+
+@pytest.mark.slow  # trains a model (or starts a Python with TensorFlow)
+def test_start_clicked_with_a_new_size_just_typed_trains_the_new_model(app):
+    number(app, "Latent size").set_value(3)
+    number(app, "Epochs").set_value(1)
+    button(app, "Start training").click().run()
+    workspace = app.session_state["workspace"]
+    assert workspace.settings.latent_dim == 3 and workspace.status().target_epoch == 1
+    wait_until_idle(app)
+    assert workspace.trainer.model.latent_dim == 3 and workspace.trainer.epoch == 1
+
+
+def test_start_clicked_with_a_value_out_of_range_just_typed_does_not_train(app):
+    number(app, "Epochs").set_value(0)
+    button(app, "Start training").click().run()
+    assert not app.session_state["workspace"].training
+    assert any("Epochs" in e.value for e in app.error), "the page says which value is out of range"
+    assert button(app, "Start training").disabled
+
+
+@pytest.mark.slow  # trains a model (or starts a Python with TensorFlow)
 def test_stop_training_stops_the_worker(app):
     number(app, "Epochs").set_value(1000).run()
     button(app, "Start training").click().run()

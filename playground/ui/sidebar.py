@@ -178,6 +178,29 @@ def _reconcile(ws: Workspace, desired: Settings) -> None:
             ws.update(desired)
 
 
+def apply_typed(ws: Workspace) -> bool:
+    """Apply the settings the widgets hold now, from a button's callback, which runs before the sidebar:
+    a value typed and Start clicked at once reaches the server with the click, and Start must use it.
+    False if Start must wait for the page: a value out of range, or a change of model for a trained one
+    (the rerun then shows why, as it does after any change)."""
+    for setting in fields():
+        try:
+            check(setting.name, st.session_state[WIDGETS[setting.name]])
+        except ValueError:
+            return False
+    desired = _settings_from_widgets()
+    if desired.dataset != ws.dataset.name:  # new data is loaded by the rerun its own choice made, and said there
+        return False
+    new_model = desired.model_key() != ws.settings.model_key()
+    if new_model and (ws.trained or ws.training):
+        return False
+    if new_model:
+        _rebuild(ws, desired)
+    elif desired != ws.settings and not ws.training:
+        ws.update(desired)
+    return True
+
+
 def model_question(ws: Workspace) -> None:
     """Where the training buttons are: whether to throw the trained model away, or why Start waits."""
     waiting = st.session_state.get(QUESTION)

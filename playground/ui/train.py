@@ -13,7 +13,7 @@ from playground.imaging import tile, to_display
 from playground.latent import order_by_kl
 from playground.ui.feedback import guarded
 from playground.ui.i18n import duration, t
-from playground.ui.sidebar import QUESTION, model_question
+from playground.ui.sidebar import QUESTION, apply_typed, model_question
 from playground.workspace import Status, Workspace
 
 # While training, two fragments poll the worker: the progress bar and the loss curves
@@ -66,8 +66,10 @@ def start_label(ws: Workspace) -> str:
 
 
 def _start(ws: Workspace) -> None:
+    if not apply_typed(ws):  # this callback runs before the sidebar: a value typed just now is not applied yet
+        return
     step = ws.status().step
-    ws.start()  # the sidebar has already applied the settings that need no new model
+    ws.start()
     st.session_state["was_active"] = True
     deadline = time.monotonic() + FIRST_POINT_WAIT_SECONDS
     while time.monotonic() < deadline:
