@@ -73,12 +73,12 @@ def main(argv: list[str] | None = None) -> int:
 def _train(args: argparse.Namespace) -> int:
     settings = _settings_from(args)
     from playground.data import load_dataset
-    from playground.training import Trainer
+    from playground.training import UNWATCHED_SECONDS_PER_CALL, Trainer
 
     dataset = load_dataset(settings.dataset, args.source)
     settings = settings.replace(dataset=dataset.name)  # your own files are named by their contents
     print(dataset.source, file=sys.stderr)
-    trainer = Trainer(settings, dataset)
+    trainer = Trainer(settings, dataset, seconds_per_call=UNWATCHED_SECONDS_PER_CALL)
     progress = _Progress(trainer)
     write_scalars = _tensorboard_writer(args.logdir) if args.logdir else None
 
